@@ -1,0 +1,55 @@
+# The one entry point: people, the README and CI all use these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit integration e2e lint format schemas broker receiver clean
+
+# The virtualenv, rebuilt when the dependencies change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+broker:
+	@$(PYTHON) deploy/ensure_broker.py
+
+## run: a producer, a router and two senders in the foreground (Ctrl-C stops all)
+run: $(STAMP) broker
+	@deploy/run-local.sh
+
+## test: lint and type checks, then every test (unit, integration on RabbitMQ, end-to-end)
+test: $(STAMP) broker lint
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP) broker
+	$(PY) -m pytest tests/integration
+
+e2e: $(STAMP) broker
+	$(PY) -m pytest tests/e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## schemas: write schemas/json/*.json from the pydantic models
+schemas: $(STAMP)
+	$(PY) -m schemas.export
+
+## receiver: the quickstart's webhook receiver on :9000
+receiver: $(STAMP)
+	$(PY) -m tools.receiver --port 9000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,112 @@
+"""Deliveries: the message a sender works on, the body a subscriber receives, and the log record
+of every outcome."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.events import Event, ObjectId
+
+# The object_id of every test call, as Xurrent and ITRP document it.
+TEST_OBJECT_ID = 12345
+
+
+def delivery_id_for(event_id: str, webhook_id: str) -> str:
+    """The delivery's stable id: the same for every attempt and for a router redelivery."""
+    digest = hashlib.sha256(f"{event_id}\0{webhook_id}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+class DeliveryTask(BaseModel):
+    """One event for one webhook, as it travels the deliveries exchange and the retry tiers."""
+
+    model_config = ConfigDict(extra="forbid", title="DeliveryTask")
+
+    delivery_id: str
+    webhook_id: str
+    webhook_revision: int = Field(
+        description="Offset of the webhook's last change the router saw: senders wait for it."
+    )
+    attempt: int = Field(default=1, ge=1, description="The attempt this message asks for.")
+    test: bool = Field(default=False, description="A test call: sent even to a disabled webhook.")
+    event: Event
+
+
+DELIVERY_TASK = TypeAdapter(DeliveryTask)
+
+
+class DeliveredPayload(BaseModel):
+    """The JSON body a subscriber receives."""
+
+    model_config = ConfigDict(title="DeliveredPayload")
+
+    id: str = Field(description="The event id.")
+    type: str
+    timestamp: AwareDatetime = Field(description="When the event happened.")
+    webhook_id: str
+    object_id: ObjectId | None = None
+    account: str | None = None
+    source: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event, webhook_id: str) -> DeliveredPayload:
+        return cls(
+            id=event.id,
+            type=event.type,
+            timestamp=event.time,
+            webhook_id=webhook_id,
+            object_id=event.object_id,
+            account=event.account,
+            source=event.source,
+            data=event.data,
+        )
+
+    def body(self) -> bytes:
+        """The exact bytes that are signed and sent; absent optional fields are left out."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+# delivered: a 2xx; retry_scheduled: failed, another attempt is queued; dead_lettered: failed and
+# out of attempts; failed: a test call failed (never retried); cancelled: not attempted because the
+# webhook was deleted or disabled meanwhile.
+Outcome = Literal["delivered", "retry_scheduled", "dead_lettered", "failed", "cancelled"]
+
+
+class DeliveryAttempted(BaseModel):
+    """What happened to one attempt: one record per attempt in the delivery log stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="DeliveryAttempted")
+
+    kind: Literal["delivery.attempted"] = "delivery.attempted"
+    delivery_id: str
+    event_id: str
+    event_type: str
+    webhook_id: str
+    attempt: int
+    at: AwareDatetime
+    outcome: Outcome
+    status_code: int | None = None
+    error: str | None = Field(default=None, description="Why it failed: `404 Not Found`, …")
+    duration_s: float | None = None
+    next_attempt_in_s: float | None = None
+    test: bool = False
+
+
+DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)
+
+
+def is_failure(record: DeliveryAttempted) -> bool:
+    return record.outcome in ("retry_scheduled", "dead_lettered", "failed")
+
+
+def last_error_after(current: str | None, record: DeliveryAttempted) -> str | None:
+    """A webhook's `last_error` after this record: set by a failure, cleared by a success."""
+    if record.outcome == "delivered":
+        return None
+    if is_failure(record):
+        return record.error
+    return current

@@ -1,0 +1,90 @@
+"""Domain events as upstream systems publish them, and as Hookline stores them once stamped."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+
+# One word of an event type: letters, digits, '_', '-' (`request.team-changed`, `recordApproval`).
+TYPE_WORD = r"[A-Za-z0-9_-]+"
+EVENT_TYPE_PATTERN = rf"^{TYPE_WORD}(\.{TYPE_WORD})*$"
+# AMQP routing keys are at most 255 bytes, and the event type is the routing key.
+MAX_TYPE_LENGTH = 255
+# Visible ASCII without spaces: UUIDs, ULIDs, numeric ids and `KXREC…` ids all fit.
+EVENT_ID_PATTERN = r"^[!-~]+$"
+MAX_EVENT_ID_LENGTH = 128
+
+EventType = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TYPE_LENGTH,
+        pattern=EVENT_TYPE_PATTERN,
+        description="Dotted event name (`problem.update`) or a plain one (`recordApproval`).",
+        examples=["problem.update", "recordApproval"],
+    ),
+]
+EventId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_EVENT_ID_LENGTH,
+        pattern=EVENT_ID_PATTERN,
+        description="The event's id, also its idempotency key: the same id twice is one event.",
+    ),
+]
+ObjectId = StrictInt | Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class EventIn(BaseModel):
+    """An event as an upstream system sends it, over HTTP or AMQP."""
+
+    model_config = ConfigDict(extra="forbid", title="Event")
+
+    type: EventType
+    data: dict[str, Any] = Field(description="The event's payload, delivered exactly as sent.")
+    id: EventId | None = None
+    source: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    object_id: ObjectId | None = Field(
+        default=None, description="The id of the object the event is about."
+    )
+    time: AwareDatetime | None = Field(
+        default=None, description="When it happened (RFC 3339 with a zone); defaults to receipt."
+    )
+    account: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+    def stamped(self, *, id_: str | None = None, now: datetime | None = None) -> Event:
+        """The event with an id and a time, keeping those it already had."""
+        return Event(
+            type=self.type,
+            data=self.data,
+            id=self.id or id_ or new_event_id(),
+            source=self.source,
+            object_id=self.object_id,
+            time=self.time or now or datetime.now(UTC),
+            account=self.account,
+        )
+
+
+class Event(EventIn):
+    """An event once Hookline has accepted it: it always has an id and a time."""
+
+    model_config = ConfigDict(extra="forbid", title="StampedEvent")
+
+    id: EventId
+    time: AwareDatetime
+
+
+def new_event_id() -> str:
+    """A fresh, unique event id."""
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def content_event_id(routing_key: str, body: bytes) -> str:
+    """A stable id for an AMQP event published without one, so a redelivery routes identically."""
+    digest = hashlib.sha256(routing_key.encode() + b"\0" + body).hexdigest()
+    return f"evt_{digest[:32]}"

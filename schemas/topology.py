@@ -1,0 +1,162 @@
+"""Every exchange, queue and stream Hookline uses: names, arguments and why.
+
+All names start with the install's prefix (`HOOKLINE_PREFIX`), so two installs or test runs share a
+broker without touching each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Quorum queues replicate and survive a node loss; classic queues do not.
+QUORUM = {"x-queue-type": "quorum"}
+# A message that crashes its consumer this many times in a row is parked in quarantine instead of
+# looping forever (quorum queues allow limit + 1 deliveries).
+POISON_DELIVERY_LIMIT = 20
+# Routing key of the deliver queue on the deliveries exchange; retry tiers dead-letter to it.
+DELIVER_KEY = "deliver"
+# Header that says why a message was parked in quarantine or dead-lettered.
+REASON_HEADER = "x-hookline-reason"
+
+
+def delay_label(delay_s: float) -> str:
+    """A readable, exact name for a retry delay: `200ms`, `5s`, `30m`, `10h`."""
+    ms = delay_ms(delay_s)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def delay_ms(delay_s: float) -> int:
+    return max(1, round(delay_s * 1000))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The broker names of one install, and the arguments each is declared with."""
+
+    prefix: str
+    retry_delays_s: tuple[float, ...] = ()
+    events_max_age: str = "7D"
+    delivery_log_max_age: str = "7D"
+    _tiers: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_tiers", tuple(sorted({delay_ms(d) for d in self.retry_delays_s}))
+        )
+
+    # Upstream systems publish to this topic exchange with the event type as routing key.
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    # The router's work queue: every event, bound with `#`.
+    @property
+    def route_queue(self) -> str:
+        return f"{self.prefix}.route"
+
+    # Every event received, kept for replay (bounded by age).
+    @property
+    def events_stream(self) -> str:
+        return f"{self.prefix}.events.log"
+
+    # Every change to a webhook: the source of truth of subscriptions, never truncated.
+    @property
+    def webhooks_stream(self) -> str:
+        return f"{self.prefix}.webhooks.log"
+
+    # Direct exchange for delivery messages; keys: `deliver` and nothing else for now.
+    @property
+    def deliveries_exchange(self) -> str:
+        return f"{self.prefix}.deliveries"
+
+    # The senders' shared work queue.
+    @property
+    def deliver_queue(self) -> str:
+        return f"{self.prefix}.deliver"
+
+    # Deliveries that used up every attempt, each with its reason.
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.prefix}.dead"
+
+    # Messages no service can read (bad JSON, wrong shape) or that crashed consumers repeatedly.
+    @property
+    def quarantine_queue(self) -> str:
+        return f"{self.prefix}.quarantine"
+
+    # One record per delivery attempt: the delivery log that `last_error` is read from.
+    @property
+    def delivery_log_stream(self) -> str:
+        return f"{self.prefix}.deliveries.log"
+
+    def retry_queue(self, delay_s: float) -> str:
+        return f"{self.prefix}.retry.{delay_label(delay_s)}"
+
+    @property
+    def retry_queues(self) -> tuple[str, ...]:
+        return tuple(self.retry_queue(ms / 1000) for ms in self._tiers)
+
+    # --- arguments --------------------------------------------------------------------------
+
+    def work_queue_arguments(self) -> dict[str, Any]:
+        """A quorum work queue whose poison messages go to quarantine, at least once."""
+        return {
+            **QUORUM,
+            "x-delivery-limit": POISON_DELIVERY_LIMIT,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.quarantine_queue,
+            # at-least-once dead-lettering needs reject-publish overflow (RabbitMQ docs).
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def retry_queue_arguments(self, delay_s: float) -> dict[str, Any]:
+        """A retry tier: each message waits `delay_s`, then dead-letters back to the deliver queue.
+
+        One queue per delay because per-message TTLs on a shared queue block behind the head.
+        """
+        return {
+            **QUORUM,
+            "x-message-ttl": delay_ms(delay_s),
+            "x-dead-letter-exchange": self.deliveries_exchange,
+            "x-dead-letter-routing-key": DELIVER_KEY,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    @staticmethod
+    def stream_arguments(max_age: str | None) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-queue-type": "stream"}
+        if max_age:
+            arguments["x-max-age"] = max_age
+        return arguments
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """Every queue of the install with its arguments, in declaration order."""
+        queues: dict[str, dict[str, Any]] = {
+            self.quarantine_queue: dict(QUORUM),
+            self.dead_queue: dict(QUORUM),
+            self.route_queue: self.work_queue_arguments(),
+            self.deliver_queue: self.work_queue_arguments(),
+            self.events_stream: self.stream_arguments(self.events_max_age),
+            self.webhooks_stream: self.stream_arguments(None),
+            self.delivery_log_stream: self.stream_arguments(self.delivery_log_max_age),
+        }
+        for ms in self._tiers:
+            queues[self.retry_queue(ms / 1000)] = self.retry_queue_arguments(ms / 1000)
+        return queues
+
+    def exchanges(self) -> dict[str, str]:
+        """Every exchange of the install with its type."""
+        return {self.events_exchange: "topic", self.deliveries_exchange: "direct"}
+
+    def bindings(self) -> Iterable[tuple[str, str, str]]:
+        """(queue, exchange, routing key) for every binding."""
+        yield self.route_queue, self.events_exchange, "#"
+        yield self.events_stream, self.events_exchange, "#"
+        yield self.deliver_queue, self.deliveries_exchange, DELIVER_KEY

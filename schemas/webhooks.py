@@ -1,0 +1,263 @@
+"""Webhooks (subscriptions): the API's models, the records of their log, and the fold over it.
+
+The webhooks stream is the source of truth. Every change is one record; a service rebuilds its
+webhook table by replaying them through `evolve`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from schemas.events import MAX_TYPE_LENGTH, TYPE_WORD
+
+# A subscription's `event`: an exact type or an AMQP-style pattern where `*` is one word and `#`
+# is zero or more (`problem.*`, `*.create`, `#`).
+EVENT_PATTERN = rf"^({TYPE_WORD}|\*|#)(\.({TYPE_WORD}|\*|#))*$"
+MAX_DESCRIPTION_BYTES = 64 * 1024
+MAX_URI_LENGTH = 2048
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+# 24 random bytes: 192 bits, inside Standard Webhooks' 24..64 byte range.
+SECRET_BYTES = 24
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+
+
+def _check_uri(value: str) -> str:
+    """Accept an absolute http(s) URL and keep it exactly as given (pydantic would normalise it)."""
+    if value != value.strip() or any(ch.isspace() for ch in value):
+        raise ValueError("must not contain white space")
+    try:
+        url = _HTTP_URL.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be an absolute http or https URL") from None
+    if url.username or url.password:
+        raise ValueError("must not carry user:password; put credentials in the secret instead")
+    return value
+
+
+def _check_mail_list(value: str) -> str:
+    """Accept a comma separated list of e-mail addresses (Xurrent's `mail_exceptions_to`)."""
+    addresses = [part.strip() for part in value.split(",")]
+    bad = [address for address in addresses if not _EMAIL.match(address)]
+    if bad:
+        raise ValueError(f"not an e-mail address: {bad[0]!r}")
+    return ",".join(addresses)
+
+
+def _check_description(value: str) -> str:
+    if len(value.encode()) > MAX_DESCRIPTION_BYTES:
+        raise ValueError(f"must be at most {MAX_DESCRIPTION_BYTES} bytes")
+    return value
+
+
+EventPattern = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TYPE_LENGTH,
+        pattern=EVENT_PATTERN,
+        description="An exact event type or a pattern: `*` matches one word, `#` any number.",
+        examples=["problem.update", "problem.*", "*.create", "#"],
+    ),
+]
+Uri = Annotated[
+    str,
+    Field(max_length=MAX_URI_LENGTH, description="Where Hookline POSTs, http or https."),
+    AfterValidator(_check_uri),
+]
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Description = Annotated[str, AfterValidator(_check_description)]
+MailList = Annotated[str, Field(max_length=4096), AfterValidator(_check_mail_list)]
+
+
+class WebhookCreate(BaseModel):
+    """The body of `POST /webhooks`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: EventPattern
+    uri: Uri
+    name: Name | None = Field(default=None, description="Defaults to the event.")
+    description: Description | None = None
+    disabled: bool = False
+    mail_exceptions_to: MailList | None = None
+
+
+class WebhookPatch(BaseModel):
+    """The body of `PATCH /webhooks/:id`: only the fields it names change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: EventPattern | None = None
+    uri: Uri | None = None
+    name: Name | None = None
+    description: Description | None = None
+    disabled: bool | None = None
+    mail_exceptions_to: MailList | None = None
+
+    @field_validator("event", "uri", "name", "disabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent; `null` clears the optional ones."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+class Webhook(BaseModel):
+    """A webhook as the API shows it."""
+
+    model_config = ConfigDict(title="Webhook")
+
+    id: str
+    name: str
+    event: str
+    uri: str
+    description: str | None = None
+    disabled: bool = False
+    mail_exceptions_to: str | None = None
+    last_error: str | None = Field(
+        default=None, description="Why the most recent failed call failed, e.g. `404 Not Found`."
+    )
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+# --- the records of the webhooks stream -------------------------------------------------------
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    at: AwareDatetime
+
+
+class WebhookCreated(_Record):
+    kind: Literal["webhook.created"] = "webhook.created"
+    webhook_id: str
+    name: str
+    event: str
+    uri: str
+    description: str | None = None
+    disabled: bool = False
+    mail_exceptions_to: str | None = None
+    secret: str
+
+
+class WebhookUpdated(_Record):
+    kind: Literal["webhook.updated"] = "webhook.updated"
+    webhook_id: str
+    changes: dict[str, Any]
+
+
+class WebhookDeleted(_Record):
+    kind: Literal["webhook.deleted"] = "webhook.deleted"
+    webhook_id: str
+
+
+class ReaderSynced(_Record):
+    """A marker a reader appends at start: once it reads it back, it has read all before it."""
+
+    kind: Literal["reader.synced"] = "reader.synced"
+    reader: str
+
+
+WebhookRecord = Annotated[
+    WebhookCreated | WebhookUpdated | WebhookDeleted | ReaderSynced,
+    Field(discriminator="kind"),
+]
+WEBHOOK_RECORD = TypeAdapter(WebhookRecord)
+
+# The fields a WebhookUpdated may change; anything else in `changes` is ignored when folding.
+MUTABLE_FIELDS = frozenset(WebhookPatch.model_fields)
+
+
+class WebhookState(BaseModel):
+    """One webhook as the log says it is now, secret included; `revision` is its last offset."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    event: str
+    uri: str
+    description: str | None
+    disabled: bool
+    mail_exceptions_to: str | None
+    secret: str
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+    def public(self, last_error: str | None = None) -> Webhook:
+        return Webhook(
+            id=self.id,
+            name=self.name,
+            event=self.event,
+            uri=self.uri,
+            description=self.description,
+            disabled=self.disabled,
+            mail_exceptions_to=self.mail_exceptions_to,
+            last_error=last_error,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> WebhookState | None:
+    """The webhook after `record` (read at `offset`); None when it does not exist (any more)."""
+    if isinstance(record, WebhookCreated):
+        if state is not None:  # a replayed create never overwrites what later records made
+            return state
+        return WebhookState(
+            id=record.webhook_id,
+            name=record.name,
+            event=record.event,
+            uri=record.uri,
+            description=record.description,
+            disabled=record.disabled,
+            mail_exceptions_to=record.mail_exceptions_to,
+            secret=record.secret,
+            created_at=record.at,
+            updated_at=record.at,
+            revision=offset,
+        )
+    if state is None:
+        return None
+    if isinstance(record, WebhookUpdated):
+        changes = {k: v for k, v in record.changes.items() if k in MUTABLE_FIELDS}
+        return state.model_copy(update={**changes, "updated_at": record.at, "revision": offset})
+    if isinstance(record, WebhookDeleted):
+        return None
+    return state
+
+
+def new_webhook_id() -> str:
+    return f"wh_{uuid.uuid4().hex}"
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and base64 of random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()

@@ -1,0 +1,1 @@
+"""Hookline's services: producer, router and sender, and the runtime they share."""

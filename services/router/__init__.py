@@ -1,0 +1,1 @@
+"""The router: the webhooks API, matching events to webhooks, and fan-out to the senders."""

@@ -1,0 +1,193 @@
+"""The webhooks API (after Xurrent's): every change is a record appended to the webhooks stream,
+answered once this replica has read it back, so a client reads its own writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from schemas.deliveries import TEST_OBJECT_ID
+from schemas.events import Event, new_event_id
+from schemas.topology import DELIVER_KEY
+from schemas.webhooks import (
+    Webhook,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookPatch,
+    WebhookState,
+    WebhookUpdated,
+    new_secret,
+    new_webhook_id,
+)
+from services.router.fanout import deliver_task
+from services.router.routing import is_pattern
+from services.router.state import ROUTER, Router
+from services.runtime.broker import PublishFailed
+from services.runtime.http_errors import error_response, field_errors, http_error, read_json
+from services.runtime.webhook_log import LogBehind
+
+log = structlog.get_logger(__name__)
+
+# The event type of a test call to a webhook whose `event` is a pattern.
+TEST_EVENT_TYPE = "webhook.test"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/webhooks", list_all)
+    app.router.add_get("/webhooks/enabled", list_enabled)
+    app.router.add_get("/webhooks/disabled", list_disabled)
+    app.router.add_post("/webhooks", create)
+    app.router.add_get("/webhooks/{id}", get_one)
+    app.router.add_patch("/webhooks/{id}", update)
+    app.router.add_delete("/webhooks/{id}", delete)
+    app.router.add_get("/webhooks/{id}/secret", get_secret)
+    app.router.add_post("/webhooks/{id}/test", test_call)
+
+
+def _router(request: web.Request) -> Router:
+    return request.app[ROUTER]
+
+
+def _show(router: Router, state: WebhookState) -> dict[str, Any]:
+    webhook: Webhook = state.public(router.delivery_log.last_error(state.id))
+    return webhook.model_dump(mode="json")
+
+
+def _listing(request: web.Request, disabled: bool | None) -> web.Response:
+    router = _router(request)
+    states = sorted(
+        router.webhook_log.table.webhooks.values(),
+        key=lambda state: (state.created_at, state.id),
+        reverse=True,
+    )
+    return web.json_response(
+        [_show(router, state) for state in states if disabled is None or state.disabled == disabled]
+    )
+
+
+async def list_all(request: web.Request) -> web.Response:
+    return _listing(request, None)
+
+
+async def list_enabled(request: web.Request) -> web.Response:
+    return _listing(request, False)
+
+
+async def list_disabled(request: web.Request) -> web.Response:
+    return _listing(request, True)
+
+
+def _found(request: web.Request) -> WebhookState:
+    webhook_id = request.match_info["id"]
+    state = _router(request).webhook_log.table.get(webhook_id)
+    if state is None:
+        raise http_error(web.HTTPNotFound, "webhook not found", id=webhook_id)
+    return state
+
+
+async def get_one(request: web.Request) -> web.Response:
+    return web.json_response(_show(_router(request), _found(request)))
+
+
+async def get_secret(request: web.Request) -> web.Response:
+    return web.json_response({"secret": _found(request).secret})
+
+
+async def create(request: web.Request) -> web.Response:
+    router = _router(request)
+    try:
+        body = WebhookCreate.model_validate(await read_json(request))
+    except ValidationError as error:
+        return error_response(400, "invalid webhook", errors=field_errors(error))
+    record = WebhookCreated(
+        at=datetime.now(UTC),
+        webhook_id=new_webhook_id(),
+        name=body.name or body.event,
+        event=body.event,
+        uri=body.uri,
+        description=body.description,
+        disabled=body.disabled,
+        mail_exceptions_to=body.mail_exceptions_to,
+        secret=new_secret(),
+    )
+    await _append(router, record)
+    state = router.webhook_log.table.get(record.webhook_id)
+    assert state is not None, "a webhook we just read back exists"
+    log.info("webhook.created", webhook_id=state.id, subscribed_to=state.event)
+    response = web.json_response({**_show(router, state), "secret": state.secret}, status=201)
+    response.headers["Location"] = f"/webhooks/{state.id}"
+    return response
+
+
+async def update(request: web.Request) -> web.Response:
+    router = _router(request)
+    state = _found(request)
+    try:
+        patch = WebhookPatch.model_validate(await read_json(request))
+        changes = patch.changes()
+    except ValidationError as error:
+        return error_response(400, "invalid webhook", errors=field_errors(error))
+    if changes:
+        await _append(
+            router, WebhookUpdated(at=datetime.now(UTC), webhook_id=state.id, changes=changes)
+        )
+    state = _found(request)  # a concurrent delete wins: then this is a 404
+    log.info("webhook.updated", webhook_id=state.id, fields=sorted(changes))
+    return web.json_response(_show(router, state))
+
+
+async def delete(request: web.Request) -> web.Response:
+    router = _router(request)
+    state = _found(request)
+    await _append(router, WebhookDeleted(at=datetime.now(UTC), webhook_id=state.id))
+    log.info("webhook.deleted", webhook_id=state.id)
+    return web.Response(status=204)
+
+
+async def test_call(request: web.Request) -> web.Response:
+    """Send a test event (object_id 12345) to the webhook, even when it is disabled."""
+    router = _router(request)
+    state = _found(request)
+    event = Event(
+        id=new_event_id(),
+        type=TEST_EVENT_TYPE if is_pattern(state.event) else state.event,
+        data={"test": True, "webhook_name": state.name},
+        source="hookline.test",
+        object_id=TEST_OBJECT_ID,
+        time=datetime.now(UTC),
+    )
+    task = deliver_task(event, state, test=True)
+    try:
+        await router.publisher.publish(
+            router.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+            headers={"event_id": event.id, "webhook_id": state.id},
+        )
+    except PublishFailed as error:
+        raise _unavailable(str(error)) from None
+    router.metrics.test_calls.inc()
+    log.info("webhook.test_requested", webhook_id=state.id, delivery_id=task.delivery_id)
+    return web.Response(status=204)
+
+
+async def _append(router: Router, record: WebhookCreated | WebhookUpdated | WebhookDeleted) -> None:
+    try:
+        await router.webhook_log.append(record)
+    except (PublishFailed, LogBehind) as error:
+        raise _unavailable(str(error)) from None
+
+
+def _unavailable(reason: str) -> web.HTTPException:
+    log.warning("webhook_log.unavailable", reason=reason)
+    return http_error(
+        web.HTTPServiceUnavailable,
+        "the broker did not take it; try again",
+        headers={"Retry-After": "1"},
+    )

@@ -1,0 +1,52 @@
+"""The router's Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_routed = Counter(
+            "hookline_events_routed_total",
+            "Events the router matched and fanned out (including those matching no webhook).",
+            registry=registry,
+        )
+        self.deliveries_routed = Counter(
+            "hookline_deliveries_routed_total",
+            "Delivery messages published, one per (event, webhook).",
+            registry=registry,
+        )
+        self.events_unmatched = Counter(
+            "hookline_events_unmatched_total",
+            "Events no enabled webhook subscribed to.",
+            registry=registry,
+        )
+        self.events_duplicate = Counter(
+            "hookline_events_duplicate_total",
+            "Events dropped because their id was routed already.",
+            registry=registry,
+        )
+        self.messages_quarantined = Counter(
+            "hookline_messages_quarantined_total",
+            "Messages parked in quarantine because they could not be read.",
+            ["queue"],
+            registry=registry,
+        )
+        self.fanout_duration = Histogram(
+            "hookline_fanout_duration_seconds",
+            "From taking an event to every delivery of it confirmed by the broker.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.webhooks = Gauge(
+            "hookline_webhooks",
+            "Webhooks in the table, by state.",
+            ["state"],
+            registry=registry,
+        )
+        self.test_calls = Counter(
+            "hookline_test_calls_total",
+            "Test calls requested through POST /webhooks/:id/test.",
+            registry=registry,
+        )

@@ -1,0 +1,81 @@
+"""Error answers every API gives: a JSON body that names what is wrong, field by field."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(
+    status: int, message: str, *, errors: Sequence[dict[str, Any]] | None = None, **extra: Any
+) -> web.Response:
+    body: dict[str, Any] = {"error": message, **extra}
+    if errors:
+        body["errors"] = list(errors)
+    return web.json_response(body, status=status)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """(0, 'data') → `[0].data`; ('uri',) → `uri`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "body"
+
+
+def field_errors(
+    error: ValidationError, *, prefix: Sequence[int | str] = ()
+) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{"field": …, "message": …}` a client can show next to its input."""
+    return [
+        {"field": field_path([*prefix, *problem["loc"]]), "message": problem["msg"]}
+        for problem in error.errors(include_url=False)
+    ]
+
+
+def http_error(
+    cls: type[web.HTTPException],
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.HTTPException:
+    """An aiohttp exception to raise, with the same JSON body as `error_response`."""
+    return cls(
+        text=json.dumps({"error": message, **extra}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    """The parsed body, or a 400 that says the JSON is broken and where."""
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise http_error(web.HTTPBadRequest, f"body is not valid JSON: {error}") from None
+
+
+def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., Any]:
+    """A middleware that asks for `Authorization: Bearer <token>` on the protected paths."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if protected(request.path):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                response = error_response(401, "missing or wrong bearer token")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="hookline"'
+                return response
+        return await handler(request)
+
+    return middleware

@@ -1,0 +1,67 @@
+"""Settings every service shares, read from `HOOKLINE_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.topology import Topology
+
+# Seconds between attempts, spanning about a day like Svix's schedule: 5 s, 5 min, 30 min, 2 h,
+# 5 h, 10 h, 10 h, so eight attempts over about 27.6 hours.
+DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+# RabbitMQ's x-max-age syntax: a number and Y, M, D, h, m or s.
+MAX_AGE_PATTERN = r"^[0-9]+[YMDhms]$"
+
+
+def _split_schedule(value: object) -> object:
+    """`5,300,1800` → (5.0, 300.0, 1800.0); an empty string means: never retry."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+        return tuple(part for part in parts if part)
+    return value
+
+
+RetrySchedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_split_schedule)]
+
+
+class ServiceSettings(BaseSettings):
+    """What a Hookline service needs to reach the broker and serve its HTTP edge."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore", frozen=True)
+
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    prefix: str = Field(
+        default="hookline", pattern=r"^[A-Za-z0-9_-]+([.][A-Za-z0-9_-]+)*$", max_length=100
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # AMQP heartbeat: a frozen broker is noticed after about three of these.
+    heartbeat_s: int = Field(default=5, ge=1, le=600)
+    # How long a publish may wait for its confirm; past it the outcome is unknown, not failed.
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE_S
+    events_max_age: str = Field(default="7D", pattern=MAX_AGE_PATTERN)
+    delivery_log_max_age: str = Field(default="7D", pattern=MAX_AGE_PATTERN)
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _delays_are_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("every delay must be more than 0 seconds")
+        if len(value) > 100:
+            raise ValueError("at most 100 retries")
+        return value
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(
+            prefix=self.prefix,
+            retry_delays_s=self.retry_schedule,
+            events_max_age=self.events_max_age,
+            delivery_log_max_age=self.delivery_log_max_age,
+        )

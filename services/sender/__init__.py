@@ -1,0 +1,1 @@
+"""The sender: signed HTTP delivery, retries through the retry tiers, dead letters."""

@@ -1,0 +1,81 @@
+"""The sender's aiohttp application: /metrics and health, and the deliver queue's consumer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from services.runtime.broker import (
+    Publisher,
+    connect,
+    declare_topology,
+    is_connected,
+    redeclare_on_reconnect,
+)
+from services.runtime.consuming import WorkConsumer
+from services.runtime.server import READINESS, base_app
+from services.runtime.webhook_log import WebhookLog
+from services.sender.dispatch import Dispatcher
+from services.sender.metrics import SenderMetrics
+from services.sender.settings import SenderSettings
+from services.sender.targets import GuardedResolver, TargetPolicy
+
+
+def create_app(settings: SenderSettings) -> web.Application:
+    registry = CollectorRegistry()
+    metrics = SenderMetrics(registry)
+    app = base_app(registry)
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        topology = settings.topology
+        policy = TargetPolicy(settings.allowed_networks)
+        connection = await connect(settings, "sender")
+        await declare_topology(connection, topology)
+        redeclare_on_reconnect(connection, topology)
+        publisher = await Publisher.open(connection, settings.publish_timeout_s)
+        webhook_log = WebhookLog(connection, publisher, topology)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.concurrency, resolver=GuardedResolver(policy), ttl_dns_cache=60
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),  # subscribers must not be able to set state
+            auto_decompress=False,
+        )
+        dispatcher = Dispatcher(
+            publisher=publisher,
+            topology=topology,
+            table=webhook_log.table,
+            session=session,
+            policy=policy,
+            metrics=metrics,
+            schedule_s=settings.retry_schedule,
+            attempt_timeout_s=settings.attempt_timeout_s,
+            table_wait_s=settings.table_wait_s,
+        )
+        consumer = WorkConsumer(
+            connection,
+            topology.deliver_queue,
+            topology.queues()[topology.deliver_queue],
+            dispatcher.handle,
+            prefetch=settings.concurrency,
+        )
+        app[READINESS]["broker"] = lambda: is_connected(connection)
+        app[READINESS]["webhooks_synced"] = lambda: webhook_log.synced
+        app[READINESS]["consuming"] = lambda: consumer.consuming
+        try:
+            await webhook_log.start("sender")
+            await consumer.start()
+            yield
+        finally:
+            # In-flight attempts may finish (each bounded by its deadline); the rest returns.
+            await consumer.stop(grace_s=settings.attempt_timeout_s + 5)
+            await session.close()
+            await webhook_log.stop()
+            await publisher.close()
+            await connection.close()
+
+    app.cleanup_ctx.append(run)
+    return app

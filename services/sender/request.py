@@ -1,0 +1,32 @@
+"""Building the HTTP request for one attempt: the one step a payload format replaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.deliveries import DeliveredPayload, DeliveryTask
+from schemas.webhooks import WebhookState
+from services.sender.signing import secret_key, signature_headers
+
+USER_AGENT = "Hookline/0.1 (+https://www.standardwebhooks.com/)"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """Everything needed to make one call, and nothing about how."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def prepare_request(task: DeliveryTask, webhook: WebhookState, now_s: int) -> PreparedRequest:
+    """A signed Standard Webhooks POST of the event to the webhook's uri."""
+    body = DeliveredPayload.of(task.event, webhook.id).body()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **signature_headers([secret_key(webhook.secret)], task.delivery_id, now_s, body),
+    }
+    return PreparedRequest(method="POST", url=webhook.uri, headers=headers, body=body)

@@ -1,0 +1,30 @@
+"""The sender's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from services.runtime.settings import ServiceSettings
+from services.sender.targets import IPNetwork, parse_networks
+
+
+class SenderSettings(ServiceSettings):
+    port: int = Field(default=8002, ge=0, le=65535)
+    # Deliveries in flight at once in this process (the consumer's prefetch).
+    concurrency: int = Field(default=128, ge=1, le=10_000)
+    # One total deadline per attempt: connect, send, status line and the first 64 KiB.
+    attempt_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    # CIDRs webhooks may target although private or loopback, e.g. `127.0.0.0/8,::1/128`.
+    allowed_targets: str = ""
+    # How long to wait for the webhook table to reach the revision a router routed with.
+    table_wait_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("allowed_targets")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_networks(value)  # raises ValueError naming the bad CIDR
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.allowed_targets)
