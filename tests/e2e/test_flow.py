@@ -1,0 +1,265 @@
+"""The whole path with real processes: producer, router and two senders, a real receiver.
+
+Events go in three ways (POST /events, the SDK, a plain AMQP publish) and must come out as signed
+POSTs that the independent `standardwebhooks` package verifies, exactly as sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aio_pika
+import aiohttp
+import pytest
+import pytest_asyncio
+from standardwebhooks.webhooks import Webhook
+
+from schemas.topology import REASON_HEADER
+from services.producer.sdk import Producer
+from services.runtime.settings import ServiceSettings
+from tests.conftest import RUN_PREFIX
+from tests.support.broker import delete_install, take_all
+from tests.support.processes import Stack
+from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+ADMIN = {"Authorization": "Bearer e2e-admin"}
+INGEST = {"Authorization": "Bearer e2e-ingest"}
+PREFIX = f"{RUN_PREFIX}-e2e"
+SCHEDULE = "0.5,0.5"
+
+
+@pytest.fixture(scope="module")
+def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A producer, a router and two senders on their own prefix; stopped with SIGTERM after."""
+    env = {
+        "HOOKLINE_AMQP_URL": amqp_url,
+        "HOOKLINE_PREFIX": PREFIX,
+        "HOOKLINE_PORT": "0",
+        "HOOKLINE_ADMIN_TOKEN": "e2e-admin",
+        "HOOKLINE_INGEST_TOKEN": "e2e-ingest",
+        "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
+        "HOOKLINE_RETRY_SCHEDULE": SCHEDULE,
+        "HOOKLINE_ATTEMPT_TIMEOUT_S": "2",
+        "HOOKLINE_LOG_FORMAT": "json",
+    }
+    stack = Stack(env, tmp_path_factory.mktemp("logs"))
+    try:
+        stack.start("router")
+        stack.start("producer")
+        stack.start("sender", "sender-1")
+        stack.start("sender", "sender-2")
+        yield stack
+    finally:
+        codes = stack.stop_all()
+        topology = ServiceSettings(prefix=PREFIX, retry_schedule=(0.5, 0.5)).topology
+        asyncio.run(delete_install(amqp_url, topology))
+    assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {stack.log_dir}"
+
+
+def service(stack: Stack, name: str) -> str:
+    return next(s.url for s in stack.services if s.name == name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def e2e_receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def create(http: aiohttp.ClientSession, stack: Stack, **fields: Any) -> dict[str, Any]:
+    async with http.post(f"{service(stack, 'router')}/webhooks", json=fields, headers=ADMIN) as r:
+        assert r.status == 201, await r.text()
+        body: dict[str, Any] = await r.json()
+        return body
+
+
+async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
+    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+) -> None:
+    """Each subscribed webhook gets each event exactly as sent; a non-matching one gets nothing."""
+    base = e2e_receiver.url
+    exact = await create(http, stack, event="problem.update", uri=f"{base}/exact")
+    pattern = await create(http, stack, event="problem.*", uri=f"{base}/pattern")
+    other = await create(http, stack, event="request.create", uri=f"{base}/other")
+    async with http.get(
+        f"{service(stack, 'router')}/webhooks/{exact['id']}/secret", headers=ADMIN
+    ) as response:
+        assert (await response.json())["secret"] == exact["secret"]
+
+    via_http = {
+        "type": "problem.update",
+        "data": {"id": 1, "status": "solved", "note": None},
+        "object_id": 1,
+        "source": "itsm",
+        "account": "acme",
+    }
+    async with http.post(
+        f"{service(stack, 'producer')}/events", json=via_http, headers=INGEST
+    ) as response:
+        assert response.status == 202
+        http_id = (await response.json())["id"]
+
+    async with Producer(amqp_url, prefix=PREFIX) as producer:
+        sdk_id = await producer.publish(
+            "problem.create", {"fields": [{"id": 5, "value": 2.5}]}, object_id="PRB-5"
+        )
+
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    exchange = await channel.get_exchange(f"{PREFIX}.events", ensure=False)
+    amqp_event = {"type": "problem.update", "id": "evt_amqp_1", "data": {"emoji": "✓", "n": [1, 2]}}
+    await exchange.publish(
+        aio_pika.Message(json.dumps(amqp_event).encode(), delivery_mode=2),
+        routing_key="problem.update",
+        mandatory=True,
+    )
+    await connection.close()
+
+    await e2e_receiver.wait_for(2, path="/exact")
+    await e2e_receiver.wait_for(3, path="/pattern")
+    await asyncio.sleep(1)  # let any stray delivery arrive before counting
+    received = {(request.path, request.json()["id"]): request for request in e2e_receiver.requests}
+    assert set(received) == {
+        ("/exact", http_id),
+        ("/exact", "evt_amqp_1"),
+        ("/pattern", http_id),
+        ("/pattern", sdk_id),
+        ("/pattern", "evt_amqp_1"),
+    }
+    secrets = {"/exact": exact["secret"], "/pattern": pattern["secret"]}
+    webhook_ids = {"/exact": exact["id"], "/pattern": pattern["id"]}
+    for (path, event_id), request in received.items():
+        payload = Webhook(secrets[path]).verify(request.body, request.headers)
+        assert payload["webhook_id"] == webhook_ids[path]
+        assert payload["id"] == event_id
+        sent_events: dict[str, dict[str, Any]] = {http_id: via_http, "evt_amqp_1": amqp_event}
+        sent = sent_events.get(event_id)
+        if sent is not None:
+            assert payload["data"] == sent["data"]
+            assert payload["type"] == sent["type"]
+            assert payload.get("object_id") == sent.get("object_id")
+        else:
+            assert payload["data"] == {"fields": [{"id": 5, "value": 2.5}]}
+            assert payload["object_id"] == "PRB-5"
+    assert e2e_receiver.to("/other") == []
+    assert other["id"] not in {r.json()["webhook_id"] for r in e2e_receiver.requests}
+
+
+async def test_one_event_reaches_fifty_webhooks(
+    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    """Fan-out: one event to 50 matching webhooks arrives 50 times, once each."""
+    made = [
+        await create(http, stack, event="fan.out", uri=f"{e2e_receiver.url}/fan/{i}")
+        for i in range(50)
+    ]
+    await create(http, stack, event="fan.in", uri=f"{e2e_receiver.url}/fan/none")
+    async with http.post(
+        f"{service(stack, 'producer')}/events",
+        json={"type": "fan.out", "data": {"x": 1}},
+        headers=INGEST,
+    ) as response:
+        assert response.status == 202
+
+    def fanned() -> list[str]:
+        return [r.path for r in e2e_receiver.requests if r.path.startswith("/fan/")]
+
+    await eventually(lambda: len(fanned()) >= 50, timeout_s=30)
+    await asyncio.sleep(1)
+    assert sorted(fanned()) == sorted(f"/fan/{i}" for i in range(50))
+    assert {
+        r.json()["webhook_id"] for r in e2e_receiver.requests if r.path.startswith("/fan/")
+    } == {w["id"] for w in made}
+
+
+async def test_retries_then_success_and_dead_letter_after_the_schedule(
+    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+) -> None:
+    """500, 500, 200 is delivered on the third attempt; an always-failing one is dead-lettered
+    after three, and its webhook's last_error says why."""
+    e2e_receiver.script("/flaky", 500, 500, 200)
+    e2e_receiver.always["/broken"] = 503
+    flaky = await create(http, stack, event="retry.me", uri=f"{e2e_receiver.url}/flaky")
+    broken = await create(http, stack, event="retry.me", uri=f"{e2e_receiver.url}/broken")
+    async with http.post(
+        f"{service(stack, 'producer')}/events",
+        json={"type": "retry.me", "data": {}, "id": "evt_retry"},
+        headers=INGEST,
+    ) as response:
+        assert response.status == 202
+
+    flaky_calls = await e2e_receiver.wait_for(3, path="/flaky", timeout_s=30)
+    assert len({r.headers["webhook-id"] for r in flaky_calls}) == 1
+    await e2e_receiver.wait_for(3, path="/broken", timeout_s=30)
+    [dead] = await take_all(amqp_url, f"{PREFIX}.dead", expect=1, timeout_s=30)
+    assert dead.headers[REASON_HEADER] == "503 Service Unavailable"
+    await asyncio.sleep(1.5)
+    assert len(e2e_receiver.to("/flaky")) == 3
+    assert len(e2e_receiver.to("/broken")) == 3
+
+    async def last_error(webhook_id: str) -> str | None:
+        async with http.get(
+            f"{service(stack, 'router')}/webhooks/{webhook_id}", headers=ADMIN
+        ) as response:
+            error: str | None = (await response.json())["last_error"]
+            return error
+
+    async def says_why() -> bool:
+        return await last_error(broken["id"]) == "503 Service Unavailable"
+
+    await eventually(says_why)
+    assert await last_error(flaky["id"]) is None  # its last attempt succeeded
+
+
+async def test_every_service_serves_metrics_and_logs_json_with_ids(
+    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    """/metrics on each service has its counters; attempt logs carry event, webhook and attempt."""
+    wanted = {
+        "producer": ["hookline_events_accepted_total"],
+        "router": ["hookline_events_routed_total", "hookline_deliveries_routed_total"],
+        "sender-1": [
+            "hookline_deliveries_total",
+            "hookline_delivery_attempt_duration_seconds",
+            "hookline_delivery_retries_total",
+            "hookline_dead_letters_total",
+        ],
+    }
+    for name, metrics in wanted.items():
+        async with http.get(f"{service(stack, name)}/metrics") as response:
+            text = await response.text()
+        for metric in metrics:
+            assert metric in text, (name, metric)
+    attempts = [
+        line
+        for s in stack.services
+        if s.name.startswith("sender")
+        for line in s.log_lines()
+        if line.get("event") == "delivery.attempted"
+    ]
+    assert attempts
+    for line in attempts:
+        assert {"event_id", "webhook_id", "delivery_id", "attempt", "outcome"} <= set(line)
+    assert {line["attempt"] for line in attempts} >= {1, 2, 3}
+
+
+async def test_logs_are_written_as_json(stack: Stack) -> None:
+    """Every line each service wrote is a JSON object (no stray prints, no tracebacks)."""
+    for process in stack.services:
+        raw = [line for line in process.log_path.read_bytes().splitlines() if line.strip()]
+        assert raw, process.name
+        assert all(line.startswith(b"{") for line in raw), process.name

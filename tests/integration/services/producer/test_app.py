@@ -1,0 +1,136 @@
+"""The ingest gateway in-process on the real broker: 202 only for what the broker confirmed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.producer.app import create_app
+from services.producer.settings import ProducerSettings
+from tests.conftest import Installs
+from tests.support.broker import message_count, read_stream, take_all
+
+pytestmark = pytest.mark.integration
+
+AUTH = {"Authorization": "Bearer ingest-token"}
+
+
+@pytest.fixture
+def settings(amqp_url: str, prefix: str, installs: Installs) -> ProducerSettings:
+    settings = ProducerSettings(
+        amqp_url=amqp_url,
+        prefix=prefix,
+        ingest_token="ingest-token",
+        max_batch=5,
+        max_body_bytes=4096,
+    )
+    installs.add(settings.topology)
+    return settings
+
+
+@pytest.fixture
+async def producer(settings: ProducerSettings) -> AsyncIterator[TestClient[Any, Any]]:
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def test_an_accepted_event_is_on_the_broker_with_its_id(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """202 carries the stamped id; the router's queue and the events stream both hold the event."""
+    event = {"type": "problem.update", "data": {"id": 7, "note": None}, "object_id": 7}
+    response = await producer.post("/events", json=event, headers=AUTH)
+    assert response.status == 202
+    answer = await response.json()
+    assert answer["ids"] == [answer["id"]]
+    assert answer["id"].startswith("evt_")
+
+    [message] = await take_all(amqp_url, settings.topology.route_queue, expect=1)
+    assert message.routing_key == "problem.update"
+    assert message.message_id == answer["id"]
+    stored = json.loads(message.body)
+    assert stored["data"] == {"id": 7, "note": None}
+    assert stored["id"] == answer["id"]
+    assert stored["time"]
+    [logged] = await read_stream(amqp_url, settings.topology.events_stream, expect=1)
+    assert json.loads(logged)["id"] == answer["id"]
+
+
+async def test_a_batch_is_accepted_whole_and_a_repeated_id_is_one_event(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """An array answers every id in order; the same id twice is published once."""
+    events = [
+        {"type": "a.b", "data": {}, "id": "evt_x"},
+        {"type": "recordApproval", "data": {"userId": "u"}},
+        {"type": "a.b", "data": {}, "id": "evt_x"},
+    ]
+    response = await producer.post("/events", json=events, headers=AUTH)
+    assert response.status == 202
+    ids = (await response.json())["ids"]
+    assert ids[0] == ids[2] == "evt_x"
+    assert len(set(ids)) == 2
+    await take_all(amqp_url, settings.topology.route_queue, expect=2)
+    assert await message_count(amqp_url, settings.topology.route_queue) == 0
+
+
+async def test_invalid_events_are_refused_naming_each_field(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """400 names every wrong field, by position in a batch; nothing is published."""
+    events = [
+        {"type": "ok.event", "data": {}},
+        {"type": "bad type", "data": {}},
+        {"data": [], "extra": 1},
+    ]
+    response = await producer.post("/events", json=events, headers=AUTH)
+    assert response.status == 400
+    fields = {error["field"] for error in (await response.json())["errors"]}
+    assert fields == {"[1].type", "[2].type", "[2].data", "[2].extra"}
+
+    single = await producer.post(
+        "/events", json={"type": "x", "data": {}, "time": "2026-01-01T00:00:00"}, headers=AUTH
+    )
+    assert single.status == 400
+    assert [e["field"] for e in (await single.json())["errors"]] == ["time"]
+
+    for body in (b"[]", b"42", b"{oops"):
+        assert (await producer.post("/events", data=body, headers=AUTH)).status == 400
+    too_many = [{"type": "a", "data": {}}] * 6
+    assert (await producer.post("/events", json=too_many, headers=AUTH)).status == 400
+    assert await message_count(amqp_url, settings.topology.route_queue) == 0
+
+
+async def test_size_and_token_limits(producer: TestClient[Any, Any]) -> None:
+    """413 over the body limit, 401 without the ingest token."""
+    big = {"type": "a", "data": {"blob": "x" * 5000}}
+    response = await producer.post("/events", json=big, headers=AUTH)
+    assert response.status == 413
+    assert "4096" in (await response.json())["error"]
+    assert (await producer.post("/events", json={"type": "a", "data": {}})).status == 401
+
+
+async def test_no_202_for_an_event_the_broker_did_not_take(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """When the publish is refused (here: the exchange vanished) the answer is 503 with the ids."""
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.exchange_delete(settings.topology.events_exchange)
+    await connection.close()
+
+    response = await producer.post(
+        "/events", json={"type": "a", "data": {}, "id": "e1"}, headers=AUTH
+    )
+    assert response.status == 503
+    answer = await response.json()
+    assert answer["ids"] == ["e1"]
+    assert response.headers["Retry-After"] == "1"
+    assert await message_count(amqp_url, settings.topology.route_queue) == 0

@@ -1,0 +1,62 @@
+"""The webhooks stream as the source of truth: read-your-writes; a restart rebuilds the table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from schemas.topology import Topology
+from schemas.webhooks import WebhookCreated, WebhookDeleted, WebhookUpdated, new_secret
+from services.runtime.broker import Publisher, declare_topology
+from services.runtime.webhook_log import WebhookLog
+from tests.conftest import Installs
+
+pytestmark = pytest.mark.integration
+
+
+def created(webhook_id: str, event: str = "problem.update") -> WebhookCreated:
+    return WebhookCreated(
+        at=datetime.now(UTC),
+        webhook_id=webhook_id,
+        name=event,
+        event=event,
+        uri="https://example.com/hook",
+        secret=new_secret(),
+    )
+
+
+async def test_append_returns_once_applied_and_a_new_reader_rebuilds_the_same_table(
+    amqp_url: str, installs: Installs, prefix: str
+) -> None:
+    """Every append is visible when it returns; a fresh reader replays to the very same table."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    topology = installs.add(Topology(prefix))
+    await declare_topology(connection, topology)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    first = WebhookLog(connection, publisher, topology)
+    second: WebhookLog | None = None
+    try:
+        await first.start("test")
+        await first.append(created("wh_a"))
+        assert first.table.get("wh_a") is not None
+        await first.append(created("wh_b", "request.*"))
+        await first.append(
+            WebhookUpdated(at=datetime.now(UTC), webhook_id="wh_a", changes={"disabled": True})
+        )
+        assert first.table.webhooks["wh_a"].disabled is True
+        await first.append(WebhookDeleted(at=datetime.now(UTC), webhook_id="wh_b"))
+        assert "wh_b" not in first.table.webhooks
+
+        second = WebhookLog(connection, publisher, topology)
+        await second.start("test-restarted")
+        assert second.synced
+        assert second.table.webhooks == first.table.webhooks
+        assert second.table.webhooks["wh_a"].disabled is True
+    finally:
+        await first.stop()
+        if second is not None:
+            await second.stop()
+        await publisher.close()
+        await connection.close()

@@ -1,0 +1,346 @@
+"""The sender in-process on the real broker, delivering to a real HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks.webhooks import Webhook
+
+from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
+from schemas.events import Event
+from schemas.topology import DELIVER_KEY, REASON_HEADER
+from schemas.webhooks import (
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookState,
+    WebhookUpdated,
+    new_secret,
+)
+from services.runtime.broker import Publisher, declare_topology
+from services.runtime.webhook_log import WebhookLog
+from services.sender.app import create_app
+from services.sender.settings import SenderSettings
+from tests.conftest import Installs
+from tests.support.broker import message_count, read_stream, take_all
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.integration
+
+SenderFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@dataclass
+class Upstream:
+    """Plays the router: writes webhooks to the stream and queues deliveries."""
+
+    settings: SenderSettings
+    connection: AbstractRobustConnection
+    publisher: Publisher
+    log: WebhookLog
+    events: int = 0
+
+    async def webhook(self, uri: str, **fields: Any) -> WebhookState:
+        record = WebhookCreated(
+            at=datetime.now(UTC),
+            webhook_id=f"wh_{len(self.log.table.webhooks)}_{uri[-6:]}",
+            name="n",
+            event="a.b",
+            uri=uri,
+            secret=new_secret(),
+            **fields,
+        )
+        await self.log.append(record)
+        state = self.log.table.get(record.webhook_id)
+        assert state is not None
+        return state
+
+    async def change(self, webhook: WebhookState, **changes: Any) -> WebhookState:
+        await self.log.append(
+            WebhookUpdated(at=datetime.now(UTC), webhook_id=webhook.id, changes=changes)
+        )
+        state = self.log.table.get(webhook.id)
+        assert state is not None
+        return state
+
+    async def deliver(
+        self,
+        webhook: WebhookState,
+        *,
+        test: bool = False,
+        revision: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> DeliveryTask:
+        self.events += 1
+        event = Event(
+            id=f"evt_{self.events}",
+            type="a.b",
+            data=data or {"n": self.events},
+            time=datetime.now(UTC),
+            object_id=self.events,
+        )
+        task = DeliveryTask(
+            delivery_id=delivery_id_for(event.id, webhook.id),
+            webhook_id=webhook.id,
+            webhook_revision=webhook.revision if revision is None else revision,
+            event=event,
+            test=test,
+        )
+        await self.publisher.publish(
+            self.settings.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+        )
+        return task
+
+    async def outcomes(self, count: int) -> list[DeliveryAttempted]:
+        bodies = await read_stream(
+            self.settings.amqp_url.get_secret_value(),
+            self.settings.topology.delivery_log_stream,
+            expect=count,
+        )
+        return [DeliveryAttempted.model_validate_json(body) for body in bodies]
+
+
+@pytest.fixture
+def settings(amqp_url: str, prefix: str, installs: Installs) -> SenderSettings:
+    settings = SenderSettings(
+        amqp_url=amqp_url,
+        prefix=prefix,
+        retry_schedule=(0.3, 0.3),
+        attempt_timeout_s=1.0,
+        allowed_targets="127.0.0.0/8",
+        concurrency=16,
+    )
+    installs.add(settings.topology)
+    return settings
+
+
+@pytest.fixture
+async def upstream(settings: SenderSettings, amqp_url: str) -> AsyncIterator[Upstream]:
+    connection = await aio_pika.connect_robust(amqp_url)
+    await declare_topology(connection, settings.topology)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    log = WebhookLog(connection, publisher, settings.topology)
+    await log.start("test-upstream")
+    yield Upstream(settings, connection, publisher, log)
+    await log.stop()
+    await publisher.close()
+    await connection.close()
+
+
+@pytest.fixture
+async def start_sender(settings: SenderSettings) -> AsyncIterator[SenderFactory]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def start(**overrides: Any) -> TestClient[Any, Any]:
+        app = create_app(settings.model_copy(update=overrides))
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def sender(start_sender: SenderFactory) -> TestClient[Any, Any]:
+    return await start_sender()
+
+
+async def test_a_delivery_arrives_signed_as_standard_webhooks_says(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """The POST carries the payload and headers a subscriber verifies with `standardwebhooks`."""
+    webhook = await upstream.webhook(f"{receiver.url}/hook")
+    task = await upstream.deliver(webhook, data={"a": [1, None], "b": {"c": "d"}})
+    [request] = await receiver.wait_for(1)
+    assert request.method == "POST"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == task.delivery_id
+    verified = Webhook(webhook.secret).verify(request.body, request.headers)
+    assert verified == {
+        "id": task.event.id,
+        "type": "a.b",
+        "timestamp": task.event.time.isoformat().replace("+00:00", "Z"),
+        "webhook_id": webhook.id,
+        "object_id": task.event.object_id,
+        "data": {"a": [1, None], "b": {"c": "d"}},
+    }
+    [record] = await upstream.outcomes(1)
+    assert (record.outcome, record.status_code, record.attempt) == ("delivered", 200, 1)
+    metrics = await (await sender.get("/metrics")).text()
+    assert 'hookline_deliveries_total{outcome="delivered"} 1.0' in metrics
+    assert 'hookline_delivery_attempts_total{status_class="2xx"} 1.0' in metrics
+
+
+async def test_failures_are_retried_on_the_schedule_with_the_same_id(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """500, 500, 200: three attempts, the schedule's delay apart, one webhook-id throughout."""
+    receiver.script("/flaky", 500, 500, 200)
+    webhook = await upstream.webhook(f"{receiver.url}/flaky")
+    task = await upstream.deliver(webhook)
+    requests = await receiver.wait_for(3, path="/flaky")
+    assert {r.headers["webhook-id"] for r in requests} == {task.delivery_id}
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(requests)]
+    assert all(gap >= 0.25 for gap in gaps), gaps
+    for request in requests:
+        Webhook(webhook.secret).verify(request.body, request.headers)
+    records = await upstream.outcomes(3)
+    assert [(r.attempt, r.outcome, r.error) for r in records] == [
+        (1, "retry_scheduled", "500 Internal Server Error"),
+        (2, "retry_scheduled", "500 Internal Server Error"),
+        (3, "delivered", None),
+    ]
+    await asyncio.sleep(0.5)
+    assert len(receiver.to("/flaky")) == 3
+
+
+async def test_a_delivery_out_of_attempts_is_dead_lettered_with_its_reason(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """After the last scheduled attempt fails, the delivery waits in the dead-letter queue."""
+    receiver.always["/gone"] = 404
+    webhook = await upstream.webhook(f"{receiver.url}/gone")
+    task = await upstream.deliver(webhook)
+    await receiver.wait_for(3, path="/gone")
+    [dead] = await take_all(amqp_url, upstream.settings.topology.dead_queue, expect=1)
+    assert DeliveryTask.model_validate_json(dead.body).delivery_id == task.delivery_id
+    assert dead.headers[REASON_HEADER] == "404 Not Found"
+    assert dead.headers["x-hookline-attempts"] == 3
+    records = await upstream.outcomes(3)
+    assert records[-1].outcome == "dead_lettered"
+    await asyncio.sleep(0.5)
+    assert len(receiver.to("/gone")) == 3
+    for queue in (
+        upstream.settings.topology.deliver_queue,
+        *upstream.settings.topology.retry_queues,
+    ):
+        assert await message_count(amqp_url, queue) == 0
+    metrics = await (await sender.get("/metrics")).text()
+    assert "hookline_dead_letters_total 1.0" in metrics
+    assert 'hookline_delivery_retries_total{tier="300ms"} 2.0' in metrics
+
+
+async def test_an_attempt_has_one_total_deadline(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A receiver slower than the deadline is a timeout, retried like any failure."""
+    receiver.delays_s["/slow"] = 3
+    webhook = await upstream.webhook(f"{receiver.url}/slow")
+    await upstream.deliver(webhook)
+    [record] = await upstream.outcomes(1)
+    assert record.outcome == "retry_scheduled"
+    assert record.error == "timeout after 1s"
+    assert record.duration_s is not None
+    assert record.duration_s < 2
+
+
+async def test_deleted_and_disabled_webhooks_get_nothing_but_test_calls(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """Deliveries for a webhook disabled or deleted since routing are cancelled; test calls go."""
+    webhook = await upstream.webhook(f"{receiver.url}/off")
+    disabled = await upstream.change(webhook, disabled=True)
+    await upstream.deliver(disabled)
+    test = await upstream.deliver(disabled, test=True)
+    doomed = await upstream.webhook(f"{receiver.url}/doomed")
+    # routed as if the router had already seen the delete that comes next
+    await upstream.deliver(doomed, revision=upstream.log.table.offset + 1)
+    await upstream.log.append(WebhookDeleted(at=datetime.now(UTC), webhook_id=doomed.id))
+
+    [request] = await receiver.wait_for(1, path="/off")
+    assert request.headers["webhook-id"] == test.delivery_id
+    records = {
+        record.webhook_id + str(record.test): record for record in await upstream.outcomes(3)
+    }
+    assert records[webhook.id + "False"].outcome == "cancelled"
+    assert records[webhook.id + "False"].error == "webhook disabled"
+    assert records[webhook.id + "True"].outcome == "delivered"
+    assert records[doomed.id + "False"].outcome == "cancelled"
+    assert records[doomed.id + "False"].error == "webhook deleted"
+    assert receiver.to("/doomed") == []
+
+
+async def test_a_failed_test_call_is_reported_not_retried(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A test call is made once: its failure is recorded as `failed`."""
+    receiver.always["/t"] = 500
+    webhook = await upstream.webhook(f"{receiver.url}/t")
+    await upstream.deliver(webhook, test=True)
+    [record] = await upstream.outcomes(1)
+    assert (record.outcome, record.error) == ("failed", "500 Internal Server Error")
+    await asyncio.sleep(0.8)
+    assert len(receiver.to("/t")) == 1
+
+
+async def test_the_sender_waits_for_the_webhook_revision_it_was_routed_with(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A delivery routed on a newer webhook than the sender has read is held until it has it."""
+    webhook = await upstream.webhook(f"{receiver.url}/old")
+    await upstream.deliver(webhook, revision=upstream.log.table.offset + 1)
+    await asyncio.sleep(0.3)
+    assert receiver.requests == []
+    await upstream.change(webhook, uri=f"{receiver.url}/new")
+    [request] = await receiver.wait_for(1)
+    assert request.path == "/new"
+
+
+async def test_private_targets_are_refused_unless_allowed(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Without HOOKLINE_ALLOWED_TARGETS a loopback target is refused and never called."""
+    await start_sender(allowed_targets="")
+    webhook = await upstream.webhook(f"{receiver.url}/private")
+    await upstream.deliver(webhook)
+    [record] = await upstream.outcomes(1)
+    assert record.error is not None
+    assert record.error.startswith("refused:")
+    assert receiver.requests == []
+
+
+async def test_an_unreadable_delivery_is_parked_with_its_reason(
+    sender: TestClient[Any, Any], upstream: Upstream, amqp_url: str
+) -> None:
+    """A message on the deliver queue that is not a delivery goes to quarantine, once."""
+    await upstream.publisher.publish(
+        upstream.settings.topology.deliveries_exchange,
+        DELIVER_KEY,
+        b'{"nope": 1}',
+        message_id="m1",
+    )
+    [parked] = await take_all(amqp_url, upstream.settings.topology.quarantine_queue, expect=1)
+    assert json.loads(parked.body) == {"nope": 1}
+    assert "not a delivery" in str(parked.headers[REASON_HEADER])
+    assert await message_count(amqp_url, upstream.settings.topology.deliver_queue) == 0
+
+
+async def test_many_senders_share_the_work(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Two senders on one queue deliver every one of 40 deliveries exactly once between them."""
+    first, second = await start_sender(), await start_sender()
+    webhook = await upstream.webhook(f"{receiver.url}/many")
+    tasks = [await upstream.deliver(webhook) for _ in range(40)]
+    await receiver.wait_for(40)
+    await asyncio.sleep(0.3)
+    assert sorted(r.headers["webhook-id"] for r in receiver.requests) == sorted(
+        t.delivery_id for t in tasks
+    )
+    for client in (first, second):
+        assert (await client.get("/readyz")).status == 200

@@ -1,0 +1,128 @@
+"""Broker helpers for tests: names per run, counting and reading queues, and clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from schemas.topology import Topology
+
+
+async def delete_install(url: str, topology: Topology) -> None:
+    """Delete every queue and exchange of an install (a test's prefix)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        for name in topology.queues():
+            await channel.queue_delete(name)
+        for name in topology.exchanges():
+            await channel.exchange_delete(name)
+    finally:
+        await connection.close()
+
+
+async def message_count(url: str, queue: str) -> int:
+    """A queue's depth, read on a plain channel (a robust one caches passive declares)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        return int(result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def take_all(
+    url: str, queue: str, *, expect: int, timeout_s: float = 20
+) -> list[AbstractIncomingMessage]:
+    """Consume (and ack) `expect` messages from a quorum queue, waiting for them to arrive."""
+    taken: list[AbstractIncomingMessage] = []
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=max(expect, 1))
+        source = await channel.get_queue(queue, ensure=False)
+        async with asyncio.timeout(timeout_s):
+            while len(taken) < expect:
+                message = await source.get(no_ack=False, fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                await message.ack()
+                taken.append(message)
+    finally:
+        await connection.close()
+    return taken
+
+
+async def read_stream(url: str, stream: str, *, expect: int, timeout_s: float = 20) -> list[bytes]:
+    """The first `expect` messages of a stream, read from its first offset."""
+    bodies: list[bytes] = []
+    done = asyncio.Event()
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        queue = await channel.get_queue(stream, ensure=False)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            bodies.append(message.body)
+            await message.ack()
+            if len(bodies) >= expect:
+                done.set()
+
+        await queue.consume(on_message, arguments={"x-stream-offset": "first"})
+        async with asyncio.timeout(timeout_s):
+            await done.wait()
+    finally:
+        await connection.close()
+    return bodies
+
+
+def leftover_queues(prefix: str) -> list[str] | None:
+    """Queues whose name starts with `prefix`, via rabbitmqctl; None where it is not available."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        return None
+    listed = subprocess.run(  # noqa: S603 - a fixed, found binary
+        [ctl, "list_queues", "name", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return None
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip().startswith(prefix)]
+
+
+def close_connections_named(name: str) -> int:
+    """Have the broker drop our connections whose name contains `name`; how many it dropped."""
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl, "this test needs rabbitmqctl to drop a connection from the broker's side"
+    listed = subprocess.run(  # noqa: S603
+        [ctl, "list_connections", "pid", "client_properties", "-q", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pids = [line.split("\t", 1)[0] for line in listed.stdout.splitlines() if name in line]
+    for pid in pids:
+        subprocess.run(  # noqa: S603 - a fixed, found binary
+            [ctl, "close_connection", pid, "test"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    return len(pids)
+
+
+def headers_of(message: AbstractIncomingMessage) -> dict[str, Any]:
+    return dict(message.headers or {})

@@ -1,0 +1,276 @@
+"""Webhooks: the API's models, the records of their log and the fold over them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.webhooks import (
+    MAX_DESCRIPTION_BYTES,
+    WEBHOOK_RECORD,
+    ReaderSynced,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookPatch,
+    WebhookState,
+    WebhookUpdated,
+    evolve,
+    new_secret,
+    new_webhook_id,
+)
+
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LATER = AT + timedelta(minutes=5)
+URI = "https://example.com/hook"
+
+
+def error_locs(error: ValidationError) -> list[tuple[int | str, ...]]:
+    return [tuple(problem["loc"]) for problem in error.errors()]
+
+
+def created(**fields: Any) -> WebhookCreated:
+    values: dict[str, Any] = {
+        "at": AT,
+        "webhook_id": "wh_1",
+        "name": "hook",
+        "event": "problem.update",
+        "uri": URI,
+        "secret": "whsec_c2VjcmV0",
+    }
+    values.update(fields)
+    return WebhookCreated(**values)
+
+
+# --- WebhookCreate ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event", ["problem.update", "recordApproval", "problem.*", "*.create", "#", "a.#.b", "*"]
+)
+def test_create_accepts_exact_types_and_patterns(event: str) -> None:
+    """An exact type or an AMQP pattern with `*` and `#` words is a valid subscription."""
+    assert WebhookCreate(event=event, uri=URI).event == event
+
+
+@pytest.mark.parametrize("event", ["", "problem.**", "a.#b", "problem update", "a..b", ".a"])
+def test_create_rejects_malformed_event_patterns(event: str) -> None:
+    """Wildcards inside a word, empty words and spaces are not patterns."""
+    with pytest.raises(ValidationError) as caught:
+        WebhookCreate(event=event, uri=URI)
+    assert error_locs(caught.value) == [("event",)]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://example.com",
+        "http://example.com/path?x=1&y=2",
+        "https://example.com:8443/a/b/",
+        "HTTPS://Example.COM/Hook",
+    ],
+)
+def test_create_keeps_the_uri_exactly_as_given(uri: str) -> None:
+    """An absolute http(s) URI is kept byte for byte: no trailing slash, no case folding."""
+    assert WebhookCreate(event="a", uri=uri).uri == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "ftp://example.com/",
+        "/relative/path",
+        "example.com/hook",
+        "https://example.com/a b",
+        " https://example.com/",
+        "https://example.com/\n",
+        "https://user:password@example.com/",
+        "https://user@example.com/",
+        "",
+    ],
+)
+def test_create_rejects_bad_uris(uri: str) -> None:
+    """Non-http schemes, relative URIs, white space and credentials in the URI are rejected."""
+    with pytest.raises(ValidationError) as caught:
+        WebhookCreate(event="a", uri=uri)
+    assert error_locs(caught.value) == [("uri",)]
+
+
+def test_create_accepts_a_description_of_64_kib_in_bytes() -> None:
+    """A description of exactly 64 KiB of UTF-8 is accepted."""
+    description = "é" * (MAX_DESCRIPTION_BYTES // 2)
+    assert WebhookCreate(event="a", uri=URI, description=description).description == description
+
+
+def test_create_counts_the_description_in_bytes_not_characters() -> None:
+    """A description of fewer than 64 Ki characters but more than 64 KiB is rejected."""
+    description = "é" * (MAX_DESCRIPTION_BYTES // 2 + 1)
+    with pytest.raises(ValidationError) as caught:
+        WebhookCreate(event="a", uri=URI, description=description)
+    assert error_locs(caught.value) == [("description",)]
+
+
+def test_create_normalises_the_mail_list() -> None:
+    """`mail_exceptions_to` is a comma separated list, stored without the spaces around commas."""
+    hook = WebhookCreate(event="a", uri=URI, mail_exceptions_to=" ops@example.com , dev@ex.org")
+    assert hook.mail_exceptions_to == "ops@example.com,dev@ex.org"
+
+
+@pytest.mark.parametrize(
+    "mails", ["not-an-address", "ops@example.com,", "ops@example.com;dev@ex.org", "a b@ex.org"]
+)
+def test_create_rejects_a_bad_mail_list(mails: str) -> None:
+    """Anything in the list that is not one e-mail address is rejected."""
+    with pytest.raises(ValidationError) as caught:
+        WebhookCreate(event="a", uri=URI, mail_exceptions_to=mails)
+    assert error_locs(caught.value) == [("mail_exceptions_to",)]
+
+
+def test_create_has_defaults_and_forbids_extra_fields() -> None:
+    """Only event and uri are needed; an unknown field is an error."""
+    hook = WebhookCreate(event="a", uri=URI)
+    assert (hook.name, hook.description, hook.disabled, hook.mail_exceptions_to) == (
+        None,
+        None,
+        False,
+        None,
+    )
+    with pytest.raises(ValidationError) as caught:
+        WebhookCreate.model_validate({"event": "a", "uri": URI, "secret": "mine"})
+    assert error_locs(caught.value) == [("secret",)]
+
+
+# --- WebhookPatch -------------------------------------------------------------------------------
+
+
+def test_patch_changes_are_only_the_fields_sent() -> None:
+    """changes() holds the fields in the body and nothing else."""
+    patch = WebhookPatch.model_validate({"disabled": True, "name": "renamed"})
+    assert patch.changes() == {"disabled": True, "name": "renamed"}
+    assert WebhookPatch.model_validate({}).changes() == {}
+
+
+@pytest.mark.parametrize("field", ["description", "mail_exceptions_to"])
+def test_patch_null_clears_an_optional_field(field: str) -> None:
+    """`null` for description or mail_exceptions_to is a change that clears it."""
+    assert WebhookPatch.model_validate({field: None}).changes() == {field: None}
+
+
+@pytest.mark.parametrize("field", ["event", "uri", "name", "disabled"])
+def test_patch_null_is_refused_for_required_fields(field: str) -> None:
+    """`null` for event, uri, name or disabled is an error that names the field."""
+    with pytest.raises(ValidationError) as caught:
+        WebhookPatch.model_validate({field: None})
+    assert error_locs(caught.value) == [(field,)]
+
+
+def test_patch_validates_like_create() -> None:
+    """A patch applies the same rules to uri and event as a create."""
+    with pytest.raises(ValidationError) as caught:
+        WebhookPatch.model_validate({"uri": "ftp://example.com/", "event": "a.**"})
+    assert sorted(error_locs(caught.value)) == [("event",), ("uri",)]
+
+
+# --- evolve -------------------------------------------------------------------------------------
+
+
+def test_evolve_create_makes_the_state() -> None:
+    """A create record makes a webhook whose revision is the record's offset."""
+    state = evolve(None, created(description="d", mail_exceptions_to="a@b.co"), 7)
+    assert state is not None
+    assert (state.id, state.name, state.event, state.uri) == ("wh_1", "hook", "problem.update", URI)
+    assert (state.description, state.mail_exceptions_to, state.disabled) == ("d", "a@b.co", False)
+    assert state.secret == "whsec_c2VjcmV0"
+    assert (state.created_at, state.updated_at, state.revision) == (AT, AT, 7)
+
+
+def test_evolve_update_changes_the_fields_and_bumps_revision_and_updated_at() -> None:
+    """An update changes the fields it names, and sets revision and updated_at."""
+    state = evolve(None, created(), 1)
+    update = WebhookUpdated(
+        at=LATER, webhook_id="wh_1", changes={"disabled": True, "description": "x"}
+    )
+    after = evolve(state, update, 5)
+    assert after is not None
+    assert (after.disabled, after.description) == (True, "x")
+    assert (after.revision, after.updated_at, after.created_at) == (5, LATER, AT)
+    assert after.uri == URI
+
+
+def test_evolve_update_ignores_immutable_fields() -> None:
+    """An update cannot change the id, the secret or created_at."""
+    state = evolve(None, created(), 1)
+    changes = {"id": "wh_2", "secret": "whsec_b3RoZXI=", "created_at": LATER, "name": "new"}
+    after = evolve(state, WebhookUpdated(at=LATER, webhook_id="wh_1", changes=changes), 2)
+    assert after is not None
+    assert (after.id, after.secret, after.created_at) == ("wh_1", "whsec_c2VjcmV0", AT)
+    assert after.name == "new"
+
+
+def test_evolve_delete_removes_the_webhook() -> None:
+    """A delete record leaves no webhook."""
+    state = evolve(None, created(), 1)
+    assert evolve(state, WebhookDeleted(at=LATER, webhook_id="wh_1"), 2) is None
+
+
+def test_evolve_replayed_create_never_overwrites() -> None:
+    """A create read again after later changes keeps the later state."""
+    state = evolve(None, created(), 1)
+    updated = evolve(state, WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"name": "n"}), 2)
+    assert evolve(updated, created(name="replayed"), 3) == updated
+
+
+def test_evolve_update_or_delete_of_a_missing_webhook_is_none() -> None:
+    """Updating or deleting a webhook that does not exist leaves none."""
+    update = WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"name": "n"})
+    assert evolve(None, update, 1) is None
+    assert evolve(None, WebhookDeleted(at=LATER, webhook_id="wh_1"), 1) is None
+
+
+def test_evolve_reader_synced_leaves_the_state_unchanged() -> None:
+    """A reader's sync marker changes no webhook."""
+    state = evolve(None, created(), 1)
+    assert evolve(state, ReaderSynced(at=LATER, reader="router-1"), 2) == state
+    assert evolve(None, ReaderSynced(at=LATER, reader="router-1"), 2) is None
+
+
+def test_records_round_trip_through_json_by_kind() -> None:
+    """Each record kind is read back from its JSON as the same record."""
+    records = [
+        created(),
+        WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"uri": URI}),
+        WebhookDeleted(at=LATER, webhook_id="wh_1"),
+        ReaderSynced(at=LATER, reader="sender-1"),
+    ]
+    for record in records:
+        assert WEBHOOK_RECORD.validate_json(record.model_dump_json()) == record
+
+
+def test_state_public_shows_no_secret(make_webhook: Callable[..., WebhookState]) -> None:
+    """The API's view of a webhook carries last_error and never the secret."""
+    public = make_webhook().public(last_error="404 Not Found")
+    assert public.last_error == "404 Not Found"
+    assert "secret" not in public.model_dump()
+
+
+# --- ids and secrets ----------------------------------------------------------------------------
+
+
+def test_new_secret_is_whsec_and_base64_of_24_bytes() -> None:
+    """A secret is `whsec_` followed by the base64 of 24 random bytes."""
+    secret = new_secret()
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 24
+    assert new_secret() != secret
+
+
+def test_new_webhook_ids_are_unique() -> None:
+    """Every new webhook id is different and starts with `wh_`."""
+    ids = {new_webhook_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(webhook_id.startswith("wh_") for webhook_id in ids)

@@ -1,0 +1,149 @@
+"""Reading an event off the route queue, and remembering recent ids."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from schemas.events import Event, content_event_id
+from services.router.fanout import RecentIds, UnreadableEvent, read_event
+
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeMessage:
+    """The attributes of an incoming AMQP message that read_event looks at."""
+
+    body: bytes
+    routing_key: str | None = "problem.update"
+    message_id: str | None = None
+    timestamp: datetime | None = None
+
+
+def message(
+    payload: Any = None,
+    *,
+    body: bytes | None = None,
+    routing_key: str | None = "problem.update",
+    message_id: str | None = None,
+    timestamp: datetime | None = AT,
+) -> AbstractIncomingMessage:
+    if body is None:
+        if payload is None:
+            payload = {"type": "problem.update", "data": {"subject": "printer on fire"}}
+        body = json.dumps(payload).encode()
+    fake = FakeMessage(body, routing_key, message_id, timestamp)
+    return cast(AbstractIncomingMessage, fake)
+
+
+def test_a_valid_message_gives_a_stamped_event() -> None:
+    """A JSON event whose type is the routing key is read and stamped with the message time."""
+    event = read_event(message(message_id="amqp-1"))
+    assert isinstance(event, Event)
+    assert (event.type, event.data, event.id, event.time) == (
+        "problem.update",
+        {"subject": "printer on fire"},
+        "amqp-1",
+        AT,
+    )
+
+
+def test_the_id_in_the_body_wins_over_the_message_id() -> None:
+    """An event's own id is kept even when the message carries another one."""
+    payload = {"type": "problem.update", "data": {}, "id": "evt_body"}
+    assert read_event(message(payload, message_id="amqp-1")).id == "evt_body"
+
+
+def test_without_any_id_the_content_hash_is_the_id() -> None:
+    """An event without an id gets a content hash, the same on every redelivery."""
+    body = b'{"type": "problem.update", "data": {"k": 1}}'
+    first = read_event(message(body=body))
+    again = read_event(message(body=body, timestamp=None))
+    assert first.id == again.id == content_event_id("problem.update", body)
+
+
+def test_the_time_in_the_body_wins_over_the_message_timestamp() -> None:
+    """An event's own time is kept; the message timestamp only fills a missing one."""
+    payload = {"type": "problem.update", "data": {}, "time": "2020-01-01T00:00:00Z"}
+    assert read_event(message(payload)).time == datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_a_naive_message_timestamp_is_read_as_utc() -> None:
+    """AMQP timestamps come without a zone: they are taken as UTC."""
+    event = read_event(message(timestamp=datetime(2024, 5, 1, 12, 0)))  # noqa: DTZ001
+    assert event.time == AT
+
+
+def test_without_a_timestamp_the_time_is_now() -> None:
+    """A message without a timestamp is stamped with the time it is read."""
+    before = datetime.now(UTC)
+    event = read_event(message(timestamp=None))
+    assert before <= event.time <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "body is not JSON"),
+        (b"\xff\xfe", "body is not JSON"),
+        (b"[1, 2]", "body is not a JSON object"),
+        (b'"problem.update"', "body is not a JSON object"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_unreadable(body: bytes, reason: str) -> None:
+    """Non-JSON bodies and JSON that is not an object are unreadable, saying so."""
+    with pytest.raises(UnreadableEvent, match=reason):
+        read_event(message(body=body))
+
+
+def test_an_invalid_field_is_unreadable_and_named() -> None:
+    """A field that breaks the contract makes the event unreadable, with the field named."""
+    payload = {"type": "problem.update", "data": [1]}
+    with pytest.raises(UnreadableEvent, match=r"^data: "):
+        read_event(message(payload))
+
+
+def test_a_missing_field_is_named() -> None:
+    """A missing required field is named in the reason."""
+    with pytest.raises(UnreadableEvent, match=r"^data: Field required$"):
+        read_event(message({"type": "problem.update"}))
+
+
+@pytest.mark.parametrize("routing_key", ["problem.create", "", None])
+def test_a_routing_key_other_than_the_type_is_unreadable(routing_key: str | None) -> None:
+    """The routing key must be the event type, or subscribers would get the wrong events."""
+    with pytest.raises(UnreadableEvent, match="is not the event type 'problem.update'"):
+        read_event(message(routing_key=routing_key))
+
+
+def test_recent_ids_remember_what_was_added() -> None:
+    """An added id is in the recent ids; one never added is not."""
+    recent = RecentIds(3)
+    recent.add("evt_1")
+    assert "evt_1" in recent
+    assert "evt_2" not in recent
+
+
+def test_recent_ids_evict_the_oldest_beyond_their_size() -> None:
+    """Past its size, the least recently added id is forgotten first."""
+    recent = RecentIds(2)
+    recent.add("evt_1")
+    recent.add("evt_2")
+    recent.add("evt_1")  # seen again: now the most recent
+    recent.add("evt_3")
+    assert "evt_2" not in recent
+    assert "evt_1" in recent
+    assert "evt_3" in recent
+
+
+def test_recent_ids_of_size_zero_remember_nothing() -> None:
+    """A window of 0 turns de-duplication off."""
+    recent = RecentIds(0)
+    recent.add("evt_1")
+    assert "evt_1" not in recent

@@ -1,0 +1,43 @@
+"""The router's settings."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from services.router.settings import RouterSettings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router listens on 8001 by default under the `hookline` prefix."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    settings = RouterSettings()
+    assert (settings.port, settings.prefix) == (8001, "hookline")
+    assert settings.dedupe_window > 0
+
+
+def test_the_admin_token_is_required() -> None:
+    """Without HOOKLINE_ADMIN_TOKEN the router does not start."""
+    with pytest.raises(ValidationError) as caught:
+        RouterSettings()
+    assert [problem["loc"] for problem in caught.value.errors()] == [("admin_token",)]
+
+
+def test_the_admin_token_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token is a SecretStr: repr hides it, get_secret_value gives it."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    settings = RouterSettings()
+    assert isinstance(settings.admin_token, SecretStr)
+    assert "admin-secret" not in repr(settings)
+    assert settings.admin_token.get_secret_value() == "admin-secret"
+
+
+def test_port_zero_and_a_dedupe_window_of_zero_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HOOKLINE_PORT=0 asks for any free port; a window of 0 turns de-duplication off."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    monkeypatch.setenv("HOOKLINE_PORT", "0")
+    monkeypatch.setenv("HOOKLINE_DEDUPE_WINDOW", "0")
+    settings = RouterSettings()
+    assert (settings.port, settings.dedupe_window) == (0, 0)

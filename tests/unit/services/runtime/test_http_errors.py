@@ -1,0 +1,85 @@
+"""Error answers every API gives, and the bearer-token middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import BaseModel, ValidationError
+
+from services.runtime.http_errors import bearer_auth, field_errors, field_path
+
+
+class Item(BaseModel):
+    name: str
+    size: int
+
+
+def test_field_path() -> None:
+    """Locations become `[0].data`, `uri` or `body` when empty."""
+    assert field_path((0, "data")) == "[0].data"
+    assert field_path(("uri",)) == "uri"
+    assert field_path(("data", "items", 2, "id")) == "data.items[2].id"
+    assert field_path(()) == "body"
+
+
+def test_field_errors_name_each_field() -> None:
+    """A validation error becomes one `{field, message}` per problem, with a prefix if given."""
+    with pytest.raises(ValidationError) as caught:
+        Item.model_validate({"size": "big"})
+    assert field_errors(caught.value) == [
+        {"field": "name", "message": "Field required"},
+        {
+            "field": "size",
+            "message": "Input should be a valid integer, unable to parse string as an integer",
+        },
+    ]
+    assert [error["field"] for error in field_errors(caught.value, prefix=(3,))] == [
+        "[3].name",
+        "[3].size",
+    ]
+
+
+async def hello(_request: web.Request) -> web.Response:
+    return web.json_response({"hello": "world"})
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = web.Application(middlewares=[bearer_auth("s3cret", lambda p: p.startswith("/api"))])
+    app.router.add_get("/api/things", hello)
+    app.router.add_get("/healthz", hello)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", "s3cret", "Bearer s3cret2", "bearer s3cret", "Bearer "]
+)
+async def test_a_missing_or_wrong_token_is_401(
+    client: TestClient[web.Request, web.Application], authorization: str | None
+) -> None:
+    """A protected path without the exact bearer token answers 401 with WWW-Authenticate."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.get("/api/things", headers=headers)
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="hookline"'
+    assert await response.json() == {"error": "missing or wrong bearer token"}
+
+
+async def test_the_right_token_passes(client: TestClient[web.Request, web.Application]) -> None:
+    """A protected path with the right bearer token reaches its handler."""
+    response = await client.get("/api/things", headers={"Authorization": "Bearer s3cret"})
+    assert response.status == 200
+    assert await response.json() == {"hello": "world"}
+
+
+async def test_unprotected_paths_need_no_token(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Paths the predicate does not protect are served without a token."""
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"hello": "world"}

@@ -1,0 +1,246 @@
+"""Making one call against a real HTTP server on loopback, and saying what came of it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from services.sender.calling import CallResult, call, describe_status
+from services.sender.request import PreparedRequest
+from services.sender.targets import TargetPolicy, parse_networks
+
+LOOPBACK = TargetPolicy(parse_networks("127.0.0.0/8"))
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Target:
+    """A loopback HTTP server whose handler a test sets, counting the requests it gets."""
+
+    def __init__(self) -> None:
+        self.handler: Handler = self._ok
+        self.requests: list[tuple[str, str, bytes]] = []
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.server = TestServer(app)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path, await request.read()))
+        return await self.handler(request)
+
+    @staticmethod
+    async def _ok(_request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    def url(self, path: str = "/hook") -> str:
+        return str(self.server.make_url(path))
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    server = Target()
+    await server.server.start_server()
+    yield server
+    await server.server.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def post(url: str, body: bytes = b'{"k":1}') -> PreparedRequest:
+    return PreparedRequest(
+        method="POST", url=url, headers={"content-type": "application/json"}, body=body
+    )
+
+
+async def test_a_2xx_succeeds(target: Target, session: aiohttp.ClientSession) -> None:
+    """A 200 answer is a success, and the server got the method, path and body."""
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert (result.status_code, result.error, result.succeeded) == (200, None, True)
+    assert result.status_class == "2xx"
+    assert target.requests == [("POST", "/hook", b'{"k":1}')]
+    assert result.duration_s >= 0
+
+
+async def test_a_404_fails_with_its_status_line(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A 404 is a failure whose error is `404 Not Found`."""
+
+    async def not_found(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404)
+
+    target.handler = not_found
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert (result.status_code, result.error, result.succeeded) == (404, "404 Not Found", False)
+    assert result.status_class == "4xx"
+
+
+async def test_a_5xx_fails_with_the_servers_reason(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A 503 with a custom reason phrase reports that phrase."""
+
+    async def unavailable(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, reason="Down For Maintenance")
+
+    target.handler = unavailable
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert (result.status_code, result.error) == (503, "503 Down For Maintenance")
+    assert result.status_class == "5xx"
+
+
+async def test_a_slow_answer_times_out(target: Target, session: aiohttp.ClientSession) -> None:
+    """A server that answers after the deadline gives `timeout after 0.2s`."""
+    release = asyncio.Event()
+
+    async def slow(_request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(text="too late")
+
+    target.handler = slow
+    try:
+        result = await call(session, post(target.url()), 0.2, LOOPBACK)
+    finally:
+        release.set()
+    assert (result.status_code, result.error, result.succeeded) == (
+        None,
+        "timeout after 0.2s",
+        False,
+    )
+    assert result.status_class == "timeout"
+    assert 0.2 <= result.duration_s < 1.5
+
+
+async def test_a_redirect_is_not_followed(target: Target, session: aiohttp.ClientSession) -> None:
+    """A 302 is a failure of its own: the sender never follows it."""
+
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        if request.path == "/hook":
+            raise web.HTTPFound("/elsewhere")
+        return web.Response(text="followed")
+
+    target.handler = redirect
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert (result.status_code, result.error, result.succeeded) == (302, "302 Found", False)
+    assert [path for _method, path, _body in target.requests] == ["/hook"]
+
+
+async def test_a_trickling_2xx_body_still_succeeds_within_the_deadline(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A 200 status line followed by a body that trickles past the deadline is a success."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)  # sends the status line at once
+        for _ in range(10):
+            await asyncio.sleep(0.5)
+            await response.write(b"x")
+        await response.write_eof()
+        return response
+
+    target.handler = trickle
+    result = await call(session, post(target.url()), 0.3, LOOPBACK)
+    assert (result.status_code, result.error, result.succeeded) == (200, None, True)
+    assert 0.3 <= result.duration_s < 1.5  # the deadline cut the body short
+
+
+async def test_a_2xx_whose_body_breaks_still_succeeds(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A 200 whose connection drops before the promised body arrives was still accepted."""
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.content_length = 100
+        await response.prepare(request)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    target.handler = broken
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert (result.status_code, result.error, result.succeeded) == (200, None, True)
+
+
+async def test_a_trickling_error_body_keeps_its_status_error(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A 500 whose body stalls past the deadline reports the status, not a timeout."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        for _ in range(10):
+            await asyncio.sleep(0.5)
+            await response.write(b"x")
+        return response
+
+    target.handler = trickle
+    result = await call(session, post(target.url()), 0.3, LOOPBACK)
+    assert (result.status_code, result.error) == (500, "500 Internal Server Error")
+    assert result.status_class == "5xx"
+
+
+async def test_a_closed_port_is_a_connect_failure(session: aiohttp.ClientSession) -> None:
+    """Nothing listening gives `connect failed: connection refused`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = await call(session, post(f"http://127.0.0.1:{port}/"), 2.0, LOOPBACK)
+    assert result.status_code is None
+    assert result.error is not None
+    assert result.error.startswith("connect failed: connection refused")
+    assert result.status_class == "connect_error"
+
+
+async def test_a_target_the_policy_refuses_is_never_called(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A loopback URL under the default policy is refused and no request reaches the server."""
+    result = await call(session, post(target.url("/")), 2.0, TargetPolicy())
+    assert result.status_code is None
+    assert result.error is not None
+    assert result.error.startswith("refused:")
+    assert result.status_class == "refused"
+    assert target.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "text"),
+    [
+        (599, None, "599"),
+        (404, None, "404 Not Found"),
+        (404, "", "404 Not Found"),
+        (500, "Oops", "500 Oops"),
+        (201, None, "201 Created"),
+    ],
+)
+def test_describe_status(status: int, reason: str | None, text: str) -> None:
+    """A status is shown with the server's reason, or the standard phrase, or alone."""
+    assert describe_status(status, reason) == text
+
+
+@pytest.mark.parametrize(
+    ("result", "status_class"),
+    [
+        (CallResult(302, "302 Found", 0.1), "3xx"),
+        (CallResult(None, "timeout after 15s", 15.0), "timeout"),
+        (CallResult(None, "connect failed: connection refused", 0.1), "connect_error"),
+        (CallResult(None, "refused: 10.0.0.1 is not a public address", 0.0), "refused"),
+        (CallResult(None, "request failed: ServerDisconnectedError", 0.1), "error"),
+    ],
+)
+def test_status_class_is_a_closed_set(result: CallResult, status_class: str) -> None:
+    """Each result falls in one metric label: a status class, or the kind of error."""
+    assert result.status_class == status_class
+    assert not result.succeeded
