@@ -57,8 +57,10 @@ def main() -> int:
             print(f"RabbitMQ answers on {host}:{port}")
             return 0
         time.sleep(1)
-    print(f"RabbitMQ did not answer within {START_TIMEOUT_S}s; see its log "
-          "(/var/log/rabbitmq/)", file=sys.stderr)
+    print(
+        f"RabbitMQ did not answer within {START_TIMEOUT_S}s; see its log (/var/log/rabbitmq/)",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -212,18 +212,9 @@ class WebhookState(BaseModel):
     revision: int
 
     def public(self, last_error: str | None = None) -> Webhook:
-        return Webhook(
-            id=self.id,
-            name=self.name,
-            event=self.event,
-            uri=self.uri,
-            description=self.description,
-            disabled=self.disabled,
-            mail_exceptions_to=self.mail_exceptions_to,
-            last_error=last_error,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
+        """What the API shows: no secret, no revision, and the last error from the delivery log."""
+        shown = self.model_dump(exclude={"secret", "revision"})
+        return Webhook(**shown, last_error=last_error)
 
 
 def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> WebhookState | None:
@@ -231,15 +222,10 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
     if isinstance(record, WebhookCreated):
         if state is not None:  # a replayed create never overwrites what later records made
             return state
+        fields = record.model_dump(exclude={"kind", "record_id", "at", "webhook_id"})
         return WebhookState(
+            **fields,
             id=record.webhook_id,
-            name=record.name,
-            event=record.event,
-            uri=record.uri,
-            description=record.description,
-            disabled=record.disabled,
-            mail_exceptions_to=record.mail_exceptions_to,
-            secret=record.secret,
             created_at=record.at,
             updated_at=record.at,
             revision=offset,

@@ -7,10 +7,13 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.topology import Topology
 from tests.support.broker import delete_install, leftover_queues
@@ -87,6 +90,26 @@ async def installs(amqp_url: str) -> AsyncIterator[Installs]:
     yield registry
     for topology in registry.topologies:
         await delete_install(amqp_url, topology)
+
+
+Client = TestClient[Any, Any]
+AppServer = Callable[[web.Application], Awaitable[Client]]
+
+
+@pytest.fixture
+async def serve_app() -> AsyncIterator[AppServer]:
+    """Starts a service's app in-process (its broker consumers too); all stop after the test."""
+    clients: list[Client] = []
+
+    async def serve(app: web.Application) -> Client:
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield serve
+    for client in clients:
+        await client.close()
 
 
 @pytest.fixture

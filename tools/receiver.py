@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status", type=int, default=200, help="the status to answer with")
     args = parser.parse_args(argv)
     print(f"receiver listening on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    web.run_app(create_app(args.secret, args.status), host=args.host, port=args.port,
-                print=None)
+    web.run_app(create_app(args.secret, args.status), host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

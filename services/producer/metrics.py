@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.runtime.metrics import LATENCY_BUCKETS_S
+
 
 class ProducerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -21,6 +23,6 @@ class ProducerMetrics:
         self.publish_duration = Histogram(
             "hookline_ingest_publish_duration_seconds",
             "From a valid request to all of its events confirmed by the broker.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )

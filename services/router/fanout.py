@@ -53,7 +53,10 @@ def read_event(message: AbstractIncomingMessage) -> Event:
     received = message.timestamp or datetime.now(UTC)
     if received.tzinfo is None:
         received = received.replace(tzinfo=UTC)
-    return event_in.stamped(id_=event_id, now=received)
+    try:
+        return event_in.stamped(id_=event_id, now=received)
+    except ValidationError as error:  # only the AMQP message_id can be wrong by now
+        raise UnreadableEvent(f"message_id: {describe_validation_error(error)}") from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

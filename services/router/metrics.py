@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.runtime.metrics import LATENCY_BUCKETS_S, quarantined_total
+
 
 class RouterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -27,16 +29,11 @@ class RouterMetrics:
             "Events dropped because their id was routed already.",
             registry=registry,
         )
-        self.messages_quarantined = Counter(
-            "hookline_messages_quarantined_total",
-            "Messages parked in quarantine because they could not be read.",
-            ["queue"],
-            registry=registry,
-        )
+        self.messages_quarantined = quarantined_total(registry)
         self.fanout_duration = Histogram(
             "hookline_fanout_duration_seconds",
             "From taking an event to every delivery of it confirmed by the broker.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
         self.webhooks = Gauge(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 from schemas.webhooks import WebhookState
 
@@ -14,29 +12,27 @@ def is_pattern(event: str) -> bool:
     return any(word in ("*", "#") for word in event.split("."))
 
 
-@lru_cache(maxsize=4096)
-def _compile(pattern: str) -> re.Pattern[str]:
-    """A regex over `.` + the event type, for an AMQP topic pattern.
-
-    Each word is matched with its leading dot, so `#` (zero or more words) is simply any number of
-    `.word` and needs no special case at the start, middle or end.
-    """
-    parts = []
-    for word in pattern.split("."):
-        if word == "#":
-            parts.append(r"(?:\.[^.]+)*")
-        elif word == "*":
-            parts.append(r"\.[^.]+")
-        else:
-            parts.append(r"\." + re.escape(word))
-    return re.compile("".join(parts))
-
-
 def matches(pattern: str, event_type: str) -> bool:
-    """Whether a subscription's `event` (exact or pattern) covers an event type."""
+    """Whether a subscription's `event` (exact or pattern) covers an event type.
+
+    AMQP topic semantics: `*` is exactly one word, `#` zero or more. Matched word by word over the
+    set of positions reachable so far, in O(pattern words x type words) and without a regex, whose
+    backtracking on patterns like `#.#.#.#.z` would take exponential time.
+    """
     if not is_pattern(pattern):
         return pattern == event_type
-    return _compile(pattern).fullmatch("." + event_type) is not None
+    words = event_type.split(".")
+    reachable = {0}  # how many words of the type the pattern words so far can have consumed
+    for part in pattern.split("."):
+        if part == "#":
+            reachable = set(range(min(reachable), len(words) + 1))
+        elif part == "*":
+            reachable = {at + 1 for at in reachable if at < len(words)}
+        else:
+            reachable = {at + 1 for at in reachable if at < len(words) and words[at] == part}
+        if not reachable:
+            return False
+    return len(words) in reachable
 
 
 class RoutingIndex:

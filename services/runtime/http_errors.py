@@ -71,7 +71,10 @@ def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., A
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if protected(request.path):
-            given = request.headers.get("Authorization", "").encode()
+            try:
+                given = request.headers.get("Authorization", "").encode()
+            except UnicodeError:  # bytes no token of ours has
+                given = b""
             if not hmac.compare_digest(given, expected):
                 response = error_response(401, "missing or wrong bearer token")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="hookline"'

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.runtime.metrics import LATENCY_BUCKETS_S, quarantined_total
+
 
 class SenderMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -18,7 +20,7 @@ class SenderMetrics:
             "hookline_delivery_attempt_duration_seconds",
             "How long one HTTP attempt took, answer or not.",
             ["result"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+            buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
         self.outcomes = Counter(
@@ -44,9 +46,4 @@ class SenderMetrics:
             "Deliveries this sender is working on now.",
             registry=registry,
         )
-        self.messages_quarantined = Counter(
-            "hookline_messages_quarantined_total",
-            "Messages parked in quarantine because they could not be read.",
-            ["queue"],
-            registry=registry,
-        )
+        self.messages_quarantined = quarantined_total(registry)

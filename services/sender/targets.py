@@ -18,9 +18,13 @@ from yarl import URL
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# IPv6 forms that carry an IPv4 address Python's `is_global` would not look into.
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# IPv6 forms that carry an IPv4 address in their last 32 bits, which Python's `is_global` does not
+# look into: NAT64 (well-known and local-use, RFC 6052 / RFC 8215), IPv4-translated (RFC 2765)
+# and the deprecated IPv4-compatible form.
+LAST_32_BITS_IPV4 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96")
+)
 
 
 class TargetRefused(OSError):
@@ -37,12 +41,17 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
 
 
 def embedded_ipv4(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped, NAT64 or IPv4-compatible IPv6 address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo…), else itself."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address, which a packet would reach
+    if int(address) > 1 and any(address in net for net in LAST_32_BITS_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 

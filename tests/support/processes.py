@@ -21,6 +21,7 @@ class ServiceProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     port: int = 0
+    killed: bool = False
 
     @property
     def url(self) -> str:
@@ -35,6 +36,12 @@ class ServiceProcess:
             except ValueError:
                 continue
         return lines
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, unacked messages go back to their queues."""
+        self.killed = True
+        self.process.kill()
+        self.process.wait()
 
     def stop(self, timeout_s: float = 30) -> int:
         """SIGTERM, then wait for a graceful exit; its exit code."""
@@ -87,4 +94,6 @@ class Stack:
         )
 
     def stop_all(self) -> dict[str, int]:
-        return {service.name: service.stop() for service in reversed(self.services)}
+        """SIGTERM to each service still running; the exit codes of those not killed."""
+        codes = {service.name: service.stop() for service in reversed(self.services)}
+        return {s.name: codes[s.name] for s in self.services if not s.killed}

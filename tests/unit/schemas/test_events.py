@@ -28,7 +28,17 @@ def test_valid_event_types_are_accepted(event_type: str) -> None:
 
 @pytest.mark.parametrize(
     "event_type",
-    ["", "problem.*", "#", "problem.#", "problem update", "x" * 256, ".problem", "problem.", "a..b"],
+    [
+        "",
+        "problem.*",
+        "#",
+        "problem.#",
+        "problem update",
+        "x" * 256,
+        ".problem",
+        "problem.",
+        "a..b",
+    ],
 )
 def test_invalid_event_types_are_rejected(event_type: str) -> None:
     """Empty types, wildcards, spaces, over 255 characters and stray dots are rejected."""

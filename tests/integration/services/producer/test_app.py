@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from services.producer.app import create_app
 from services.producer.settings import ProducerSettings
-from tests.conftest import Installs
+from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
 
 pytestmark = pytest.mark.integration
@@ -34,11 +33,8 @@ def settings(amqp_url: str, prefix: str, installs: Installs) -> ProducerSettings
 
 
 @pytest.fixture
-async def producer(settings: ProducerSettings) -> AsyncIterator[TestClient[Any, Any]]:
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
-    await client.start_server()
-    yield client
-    await client.close()
+async def producer(settings: ProducerSettings, serve_app: AppServer) -> TestClient[Any, Any]:
+    return await serve_app(create_app(settings))
 
 
 async def test_an_accepted_event_is_on_the_broker_with_its_id(

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome, delivery_id_for
 from schemas.topology import REASON_HEADER, Topology
 from services.router.app import create_app
 from services.router.settings import RouterSettings
-from tests.conftest import Installs
+from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, take_all
 from tests.support.waiting import eventually
 
@@ -34,19 +34,9 @@ def settings(amqp_url: str, prefix: str, installs: Installs) -> RouterSettings:
 
 
 @pytest.fixture
-async def start_router(settings: RouterSettings) -> AsyncIterator[RouterFactory]:
+def start_router(settings: RouterSettings, serve_app: AppServer) -> RouterFactory:
     """Starts router replicas on one install; all are stopped after the test."""
-    clients: list[TestClient[Any, Any]] = []
-
-    async def start() -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
+    return lambda: serve_app(create_app(settings))
 
 
 @pytest.fixture

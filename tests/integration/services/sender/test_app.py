@@ -13,7 +13,7 @@ from typing import Any
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
@@ -30,7 +30,7 @@ from services.runtime.broker import Publisher, declare_topology
 from services.runtime.webhook_log import WebhookLog
 from services.sender.app import create_app
 from services.sender.settings import SenderSettings
-from tests.conftest import Installs
+from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
 from tests.support.receiver import Receiver
 
@@ -140,19 +140,9 @@ async def upstream(settings: SenderSettings, amqp_url: str) -> AsyncIterator[Ups
 
 
 @pytest.fixture
-async def start_sender(settings: SenderSettings) -> AsyncIterator[SenderFactory]:
-    clients: list[TestClient[Any, Any]] = []
-
-    async def start(**overrides: Any) -> TestClient[Any, Any]:
-        app = create_app(settings.model_copy(update=overrides))
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
+def start_sender(settings: SenderSettings, serve_app: AppServer) -> SenderFactory:
+    """Starts senders with the test's settings, changed by keyword; all stop after the test."""
+    return lambda **overrides: serve_app(create_app(settings.model_copy(update=overrides)))
 
 
 @pytest.fixture

@@ -68,6 +68,13 @@ def test_without_any_id_the_content_hash_is_the_id() -> None:
     assert first.id == again.id == content_event_id("problem.update", body)
 
 
+@pytest.mark.parametrize("message_id", ["not an id", "x" * 129, "caf\u00e9"])
+def test_a_message_id_that_is_no_event_id_is_unreadable(message_id: str) -> None:
+    """An AMQP message_id that cannot be an event id makes the event unreadable, not a crash."""
+    with pytest.raises(UnreadableEvent, match="id"):
+        read_event(message(message_id=message_id))
+
+
 def test_the_time_in_the_body_wins_over_the_message_timestamp() -> None:
     """An event's own time is kept; the message timestamp only fills a missing one."""
     payload = {"type": "problem.update", "data": {}, "time": "2020-01-01T00:00:00Z"}
@@ -76,7 +83,7 @@ def test_the_time_in_the_body_wins_over_the_message_timestamp() -> None:
 
 def test_a_naive_message_timestamp_is_read_as_utc() -> None:
     """AMQP timestamps come without a zone: they are taken as UTC."""
-    event = read_event(message(timestamp=datetime(2024, 5, 1, 12, 0)))  # noqa: DTZ001
+    event = read_event(message(timestamp=datetime(2024, 5, 1, 12, 0)))
     assert event.time == AT
 
 
@@ -118,7 +125,7 @@ def test_a_missing_field_is_named() -> None:
 @pytest.mark.parametrize("routing_key", ["problem.create", "", None])
 def test_a_routing_key_other_than_the_type_is_unreadable(routing_key: str | None) -> None:
     """The routing key must be the event type, or subscribers would get the wrong events."""
-    with pytest.raises(UnreadableEvent, match="is not the event type 'problem.update'"):
+    with pytest.raises(UnreadableEvent, match=r"is not the event type 'problem\.update'"):
         read_event(message(routing_key=routing_key))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -42,7 +44,9 @@ MakeWebhook = Callable[..., WebhookState]
         ("request.*", "request.team-changed", True),
     ],
 )
-def test_matches_follows_amqp_topic_semantics(pattern: str, event_type: str, expected: bool) -> None:
+def test_matches_follows_amqp_topic_semantics(
+    pattern: str, event_type: str, expected: bool
+) -> None:
     """`*` matches exactly one word and `#` zero or more words, anywhere in the pattern."""
     assert matches(pattern, event_type) is expected
 
@@ -59,6 +63,25 @@ def test_matches_follows_amqp_topic_semantics(pattern: str, event_type: str, exp
 def test_exact_types_match_only_themselves(pattern: str, event_type: str, expected: bool) -> None:
     """A subscription without wildcards matches its type exactly, case included."""
     assert matches(pattern, event_type) is expected
+
+
+def test_matching_time_does_not_explode_with_many_hashes() -> None:
+    """A legal pattern of many `#` words is matched against a 255-character type in linear time.
+
+    Run in a child process, because a backtracking matcher would not return for hours.
+    """
+    pattern = ".".join(["#"] * 12 + ["z"])  # WebhookCreate accepts this pattern
+    event_type = ".".join(["a"] * 128)  # 255 characters, the longest type there is
+    code = (
+        f"from services.router.routing import matches; print(matches({pattern!r}, {event_type!r}))"
+    )
+    try:
+        done = subprocess.run(  # noqa: S603 - this interpreter, a fixed snippet
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=5, check=True
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"matches({pattern!r}, <128 words>) did not return within 5 s")
+    assert done.stdout.strip() == "False"
 
 
 def test_is_pattern() -> None:

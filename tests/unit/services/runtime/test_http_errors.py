@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -83,3 +84,21 @@ async def test_unprotected_paths_need_no_token(
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"hello": "world"}
+
+
+async def test_a_token_that_is_not_utf8_is_401_not_500(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """An Authorization header with bytes that are not UTF-8 is a wrong token: 401, not a crash."""
+    port = client.server.port
+    assert port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /api/things HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: Bearer \xff\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    await writer.wait_closed()
+    assert answer.startswith(b"HTTP/1.1 401 ")

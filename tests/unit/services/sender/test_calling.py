@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from services.sender.calling import CallResult, call, describe_status
 from services.sender.request import PreparedRequest
-from services.sender.targets import TargetPolicy, parse_networks
+from services.sender.targets import GuardedResolver, TargetPolicy, parse_networks
 
 LOOPBACK = TargetPolicy(parse_networks("127.0.0.0/8"))
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -213,6 +214,47 @@ async def test_a_target_the_policy_refuses_is_never_called(
     assert result.error.startswith("refused:")
     assert result.status_class == "refused"
     assert target.requests == []
+
+
+class StaticResolver(AbstractResolver):
+    """Resolves every name to 127.0.0.1, or fails like DNS when told to."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self.fail:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            ResolveResult(
+                hostname=host, host="127.0.0.1", port=port, family=family, proto=0, flags=0
+            )
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_resolving_to_a_refused_address_is_never_called(target: Target) -> None:
+    """With the guarded resolver, a name that resolves to loopback is refused, not called."""
+    resolver = GuardedResolver(TargetPolicy(), StaticResolver())
+    url = f"http://hook.example:{target.server.port}/hook"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver)) as client:
+        result = await call(client, post(url), 2.0, TargetPolicy())
+    assert result.error == "refused: hook.example: 127.0.0.1 is not a public address"
+    assert result.status_class == "refused"
+    assert target.requests == []
+
+
+async def test_a_name_that_does_not_resolve_is_a_connect_failure() -> None:
+    """A DNS failure is reported as `connect failed: could not resolve host (…)`."""
+    connector = aiohttp.TCPConnector(resolver=StaticResolver(fail=True))
+    async with aiohttp.ClientSession(connector=connector) as client:
+        result = await call(client, post("http://nowhere.example/"), 2.0, TargetPolicy())
+    assert result.error == "connect failed: could not resolve host (Name or service not known)"
+    assert result.status_class == "connect_error"
 
 
 @pytest.mark.parametrize(

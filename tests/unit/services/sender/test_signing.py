@@ -36,9 +36,7 @@ def test_the_headers_carry_id_timestamp_and_a_v1_signature() -> None:
 def test_two_keys_give_two_signatures_both_verifiable() -> None:
     """During a rotation both secrets sign, space separated, and each one verifies."""
     old, new = new_secret(), new_secret()
-    headers = signature_headers(
-        [secret_key(old), secret_key(new)], "msg_1", int(time.time()), BODY
-    )
+    headers = signature_headers([secret_key(old), secret_key(new)], "msg_1", int(time.time()), BODY)
     assert len(headers["webhook-signature"].split(" ")) == 2
     Webhook(old).verify(BODY, headers)
     Webhook(new).verify(BODY, headers)

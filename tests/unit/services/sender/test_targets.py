@@ -33,7 +33,7 @@ def test_public_addresses_are_allowed(address: str) -> None:
         "172.16.0.1",
         "169.254.169.254",
         "100.64.0.1",
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
         "224.0.0.1",
         "ff0e::1",
         "fd00::1",
@@ -42,12 +42,22 @@ def test_public_addresses_are_allowed(address: str) -> None:
         "64:ff9b::a9fe:a9fe",
         "::127.0.0.1",
         "::",
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of the metadata address
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo whose client is 127.0.0.1
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
-    """Loopback, private, link-local, shared, unspecified, multicast and wrapped IPv4 are refused."""
+    """Loopback, private, link-local, shared, unspecified, multicast, wrapped IPv4: refused."""
     reason = TargetPolicy().refusal(ipaddress.ip_address(address))
     assert reason == f"{ipaddress.ip_address(address)} is not a public address"
+
+
+def test_the_local_use_nat64_prefix_is_refused() -> None:
+    """64:ff9b:1::/48 (RFC 8215, not globally reachable) wraps the metadata address too."""
+    reason = TargetPolicy().refusal(ipaddress.ip_address("64:ff9b:1::a9fe:a9fe"))
+    assert reason is not None
 
 
 def test_allowed_networks_let_private_addresses_through() -> None:
@@ -127,9 +137,7 @@ class FakeResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         return [
-            ResolveResult(
-                hostname=host, host=address, port=port, family=family, proto=0, flags=0
-            )
+            ResolveResult(hostname=host, host=address, port=port, family=family, proto=0, flags=0)
             for address in self.addresses
         ]
 
@@ -162,7 +170,9 @@ async def test_guarded_resolver_refuses_a_name_with_no_address() -> None:
 
 async def test_guarded_resolver_honours_allowed_networks() -> None:
     """Addresses in the allowed networks pass the resolver."""
-    resolver = GuardedResolver(TargetPolicy(parse_networks("127.0.0.0/8")), FakeResolver("127.0.0.1"))
+    resolver = GuardedResolver(
+        TargetPolicy(parse_networks("127.0.0.0/8")), FakeResolver("127.0.0.1")
+    )
     assert [result["host"] for result in await resolver.resolve("localhost")] == ["127.0.0.1"]
 
 

@@ -1,0 +1,122 @@
+"""Nothing lost when processes die: kill -9 a sender and the router while events stream in.
+
+Every event is counted at a real receiver. Duplicates are allowed (at-least-once), and they carry
+the same `webhook-id`; a missing event is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from services.runtime.settings import ServiceSettings
+from tests.conftest import RUN_PREFIX
+from tests.support.broker import delete_install, message_count
+from tests.support.processes import Stack
+from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+PREFIX = f"{RUN_PREFIX}-faults"
+BATCHES, PER_BATCH = 30, 10
+EVENTS = BATCHES * PER_BATCH
+
+
+@pytest.fixture(scope="module")
+def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = {
+        "HOOKLINE_AMQP_URL": amqp_url,
+        "HOOKLINE_PREFIX": PREFIX,
+        "HOOKLINE_PORT": "0",
+        "HOOKLINE_ADMIN_TOKEN": "a",
+        "HOOKLINE_INGEST_TOKEN": "i",
+        "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
+        "HOOKLINE_RETRY_SCHEDULE": "1,1,1",
+        "HOOKLINE_CONCURRENCY": "8",  # slow enough that a kill lands mid-stream
+        "HOOKLINE_LOG_FORMAT": "json",
+    }
+    stack = Stack(env, tmp_path_factory.mktemp("fault-logs"))
+    try:
+        for service, label in (
+            ("router", "router"),
+            ("producer", "producer"),
+            ("sender", "sender-1"),
+            ("sender", "sender-2"),
+        ):
+            stack.start(service, label)
+        yield stack
+    finally:
+        codes = stack.stop_all()
+        topology = ServiceSettings(prefix=PREFIX, retry_schedule=(1, 1, 1)).topology
+        asyncio.run(delete_install(amqp_url, topology))
+    assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; see {stack.log_dir}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def slow_receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    server.delays_s["/slow"] = 0.1
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def url_of(stack: Stack, name: str) -> str:
+    return next(s.url for s in stack.services if s.name == name and not s.killed)
+
+
+async def test_kill_9_of_a_sender_and_the_router_loses_no_event(
+    stack: Stack, slow_receiver: Receiver, amqp_url: str
+) -> None:
+    """All 300 events reach the subscriber although a sender and the router died mid-stream."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{url_of(stack, 'router')}/webhooks",
+            json={"event": "fault.*", "uri": f"{slow_receiver.url}/slow"},
+            headers={"Authorization": "Bearer a"},
+        ) as response:
+            assert response.status == 201
+
+        async def publish_slowly() -> None:
+            for batch in range(BATCHES):
+                events = [
+                    {"type": "fault.tick", "id": f"evt_{batch}_{n}", "data": {"n": n}}
+                    for n in range(PER_BATCH)
+                ]
+                async with http.post(
+                    f"{url_of(stack, 'producer')}/events",
+                    json=events,
+                    headers={"Authorization": "Bearer i"},
+                ) as response:
+                    assert response.status == 202, await response.text()
+                await asyncio.sleep(0.1)
+
+        publishing = asyncio.create_task(publish_slowly())
+        await slow_receiver.wait_for(40, timeout_s=30)
+        victims = [s for s in stack.services if s.name in ("sender-1", "router")]
+        for victim in victims:
+            victim.kill()
+        stack.start("router", "router-2")
+        await publishing
+
+    def distinct_events() -> set[str]:
+        return {request.json()["id"] for request in slow_receiver.requests}
+
+    await eventually(lambda: len(distinct_events()) >= EVENTS, timeout_s=90)
+    expected = {f"evt_{batch}_{n}" for batch in range(BATCHES) for n in range(PER_BATCH)}
+    assert distinct_events() == expected
+    # a repeat is a redelivery of the same delivery, never a new one
+    per_event = Counter(request.json()["id"] for request in slow_receiver.requests)
+    ids_per_event: dict[str, set[str]] = {}
+    for request in slow_receiver.requests:
+        ids_per_event.setdefault(request.json()["id"], set()).add(request.headers["webhook-id"])
+    assert all(len(ids) == 1 for ids in ids_per_event.values())
+    print(f"duplicates after the kills: {sum(per_event.values()) - EVENTS}")
+    assert await message_count(amqp_url, f"{PREFIX}.dead") == 0
+    assert await message_count(amqp_url, f"{PREFIX}.quarantine") == 0
