@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from services.runtime.settings import ServiceSettings
 from tests.conftest import RUN_PREFIX
-from tests.support.broker import delete_install, message_count
+from tests.support.broker import close_connections_named, delete_install, message_count
 from tests.support.processes import Stack
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
@@ -120,3 +120,39 @@ async def test_kill_9_of_a_sender_and_the_router_loses_no_event(
     print(f"duplicates after the kills: {sum(per_event.values()) - EVENTS}")
     assert await message_count(amqp_url, f"{PREFIX}.dead") == 0
     assert await message_count(amqp_url, f"{PREFIX}.quarantine") == 0
+
+
+async def test_services_reconnect_after_the_broker_drops_their_connections(
+    stack: Stack, slow_receiver: Receiver
+) -> None:
+    """When the broker closes every Hookline connection, each service reconnects by itself: the
+    API takes changes again and new events are delivered."""
+    running = [s for s in stack.services if not s.killed]
+    dropped = sum(
+        close_connections_named(f"hookline-{s.name.split('-')[0]}-{s.process.pid}") for s in running
+    )
+    assert dropped == len(running)
+
+    async with aiohttp.ClientSession() as http:
+
+        async def webhook_created() -> bool:
+            async with http.post(
+                f"{url_of(stack, 'router-2')}/webhooks",
+                json={"event": "after.drop", "uri": f"{slow_receiver.url}/after"},
+                headers={"Authorization": "Bearer a"},
+            ) as response:
+                return response.status == 201
+
+        async def event_accepted() -> bool:
+            async with http.post(
+                f"{url_of(stack, 'producer')}/events",
+                json={"type": "after.drop", "id": "evt_after_drop", "data": {}},
+                headers={"Authorization": "Bearer i"},
+            ) as response:
+                return response.status == 202
+
+        await eventually(webhook_created, timeout_s=30, poll_s=0.5)
+        await eventually(event_accepted, timeout_s=30, poll_s=0.5)
+    # a create that timed out may have been stored after all, so there may be two such webhooks
+    requests = await slow_receiver.wait_for(1, path="/after", timeout_s=30)
+    assert {request.json()["id"] for request in requests} == {"evt_after_drop"}
