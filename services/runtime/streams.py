@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from pamqp.commands import Basic
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,9 @@ class StreamReader:
         self._queue: AbstractQueue | None = None  # a RobustQueue
         self._consumer_tag: str | None = None
         self.last_offset: int | None = None
+        # The broker cancelled our consumer: the stream was deleted under us. Offsets of a stream
+        # created again would start over, so the state read so far cannot be continued.
+        self.lost = False
 
     async def start(self) -> None:
         channel = await self._connection.channel()
@@ -81,7 +85,21 @@ class StreamReader:
             arguments={"x-stream-offset": offset},
             robust=False,  # type: ignore[call-arg]  # RobustQueue takes it; AbstractQueue omits it
         )
+        assert self._channel is not None
+        underlay = await self._channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
         log.debug("stream.subscribed", stream=self._stream, offset=str(offset))
+
+    def _on_cancelled(self, frame: Basic.Cancel) -> None:
+        if frame.consumer_tag != self._consumer_tag or self._channel is None:
+            return
+        self.lost = True
+        log.error(
+            "stream.lost",
+            stream=self._stream,
+            last_offset=self.last_offset,
+            hint="the stream was deleted; restart the service to rebuild its state",
+        )
 
     async def _resume(self, _channel: object) -> None:
         try:

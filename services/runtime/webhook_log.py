@@ -36,7 +36,7 @@ class WebhookLog:
         read_timeout_s: float = 10.0,
     ) -> None:
         self.table = WebhookTable()
-        self.synced = False
+        self._synced = False
         self._publisher = publisher
         self._stream = topology.webhooks_stream
         self._read_timeout_s = read_timeout_s
@@ -53,8 +53,13 @@ class WebhookLog:
         host = socket.gethostname()
         marker = ReaderSynced(at=datetime.now(UTC), reader=f"{reader_name}@{host}:{os.getpid()}")
         offset = await self._append(marker, timeout_s=None)
-        self.synced = True
+        self._synced = True
         log.info("webhook_log.synced", offset=offset, webhooks=len(self.table.webhooks))
+
+    @property
+    def synced(self) -> bool:
+        """The table has caught up with the stream and is still following it."""
+        return self._synced and not self._reader.lost
 
     async def stop(self) -> None:
         await self._reader.stop()

@@ -12,6 +12,7 @@ from schemas.webhooks import WebhookCreated, WebhookDeleted, WebhookUpdated, new
 from services.runtime.broker import Publisher, declare_topology
 from services.runtime.webhook_log import WebhookLog
 from tests.conftest import Installs
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -58,5 +59,27 @@ async def test_append_returns_once_applied_and_a_new_reader_rebuilds_the_same_ta
         await first.stop()
         if second is not None:
             await second.stop()
+        await publisher.close()
+        await connection.close()
+
+
+async def test_a_deleted_stream_makes_the_log_not_synced(
+    amqp_url: str, installs: Installs, prefix: str
+) -> None:
+    """If the webhooks stream is deleted under a reader, it stops saying it is current."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    topology = installs.add(Topology(prefix))
+    await declare_topology(connection, topology)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    webhook_log = WebhookLog(connection, publisher, topology)
+    try:
+        await webhook_log.start("test")
+        assert webhook_log.synced
+        admin = await aio_pika.connect(amqp_url)
+        await (await admin.channel()).queue_delete(topology.webhooks_stream)
+        await admin.close()
+        await eventually(lambda: not webhook_log.synced)
+    finally:
+        await webhook_log.stop()
         await publisher.close()
         await connection.close()
