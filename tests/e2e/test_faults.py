@@ -14,10 +14,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from services.runtime.settings import ServiceSettings
 from tests.conftest import RUN_PREFIX
-from tests.support.broker import close_connections_named, delete_install, message_count
-from tests.support.processes import Stack
+from tests.support.broker import close_connections_named, message_count
+from tests.support.processes import ADMIN_TOKEN, INGEST_TOKEN, Stack, running_stack
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -30,32 +29,22 @@ EVENTS = BATCHES * PER_BATCH
 
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {
-        "HOOKLINE_AMQP_URL": amqp_url,
-        "HOOKLINE_PREFIX": PREFIX,
-        "HOOKLINE_PORT": "0",
-        "HOOKLINE_ADMIN_TOKEN": "a",
-        "HOOKLINE_INGEST_TOKEN": "i",
-        "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
-        "HOOKLINE_RETRY_SCHEDULE": "1,1,1",
-        "HOOKLINE_CONCURRENCY": "8",  # slow enough that a kill lands mid-stream
-        "HOOKLINE_LOG_FORMAT": "json",
-    }
-    stack = Stack(env, tmp_path_factory.mktemp("fault-logs"))
-    try:
-        for service, label in (
-            ("router", "router"),
-            ("producer", "producer"),
-            ("sender", "sender-1"),
-            ("sender", "sender-2"),
-        ):
-            stack.start(service, label)
+    """A router, a producer and two senders slow enough that a kill lands mid-stream."""
+    services = [
+        ("router", "router"),
+        ("producer", "producer"),
+        ("sender", "sender-1"),
+        ("sender", "sender-2"),
+    ]
+    with running_stack(
+        amqp_url,
+        PREFIX,
+        tmp_path_factory.mktemp("fault-logs"),
+        services,
+        retry_schedule="1,1,1",
+        concurrency="8",
+    ) as stack:
         yield stack
-    finally:
-        codes = stack.stop_all()
-        topology = ServiceSettings(prefix=PREFIX, retry_schedule=(1, 1, 1)).topology
-        asyncio.run(delete_install(amqp_url, topology))
-    assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; see {stack.log_dir}"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -79,7 +68,7 @@ async def test_kill_9_of_a_sender_and_the_router_loses_no_event(
         async with http.post(
             f"{url_of(stack, 'router')}/webhooks",
             json={"event": "fault.*", "uri": f"{slow_receiver.url}/slow"},
-            headers={"Authorization": "Bearer a"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as response:
             assert response.status == 201
 
@@ -92,7 +81,7 @@ async def test_kill_9_of_a_sender_and_the_router_loses_no_event(
                 async with http.post(
                     f"{url_of(stack, 'producer')}/events",
                     json=events,
-                    headers={"Authorization": "Bearer i"},
+                    headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
                 ) as response:
                     assert response.status == 202, await response.text()
                 await asyncio.sleep(0.1)
@@ -139,7 +128,7 @@ async def test_services_reconnect_after_the_broker_drops_their_connections(
             async with http.post(
                 f"{url_of(stack, 'router-2')}/webhooks",
                 json={"event": "after.drop", "uri": f"{slow_receiver.url}/after"},
-                headers={"Authorization": "Bearer a"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             ) as response:
                 return response.status == 201
 
@@ -147,7 +136,7 @@ async def test_services_reconnect_after_the_broker_drops_their_connections(
             async with http.post(
                 f"{url_of(stack, 'producer')}/events",
                 json={"type": "after.drop", "id": "evt_after_drop", "data": {}},
-                headers={"Authorization": "Bearer i"},
+                headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
             ) as response:
                 return response.status == 202
 

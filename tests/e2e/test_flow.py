@@ -19,47 +19,38 @@ from standardwebhooks.webhooks import Webhook
 
 from schemas.topology import REASON_HEADER
 from services.producer.sdk import Producer
-from services.runtime.settings import ServiceSettings
 from tests.conftest import RUN_PREFIX
-from tests.support.broker import delete_install, take_all
-from tests.support.processes import Stack
+from tests.support.broker import take_all
+from tests.support.processes import ADMIN_TOKEN, INGEST_TOKEN, Stack, running_stack
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-ADMIN = {"Authorization": "Bearer e2e-admin"}
-INGEST = {"Authorization": "Bearer e2e-ingest"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+INGEST = {"Authorization": f"Bearer {INGEST_TOKEN}"}
 PREFIX = f"{RUN_PREFIX}-e2e"
 SCHEDULE = "0.5,0.5"
 
 
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A producer, a router and two senders on their own prefix; stopped with SIGTERM after."""
-    env = {
-        "HOOKLINE_AMQP_URL": amqp_url,
-        "HOOKLINE_PREFIX": PREFIX,
-        "HOOKLINE_PORT": "0",
-        "HOOKLINE_ADMIN_TOKEN": "e2e-admin",
-        "HOOKLINE_INGEST_TOKEN": "e2e-ingest",
-        "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
-        "HOOKLINE_RETRY_SCHEDULE": SCHEDULE,
-        "HOOKLINE_ATTEMPT_TIMEOUT_S": "2",
-        "HOOKLINE_LOG_FORMAT": "json",
-    }
-    stack = Stack(env, tmp_path_factory.mktemp("logs"))
-    try:
-        stack.start("router")
-        stack.start("producer")
-        stack.start("sender", "sender-1")
-        stack.start("sender", "sender-2")
+    """A router, a producer and two senders on their own prefix; stopped with SIGTERM after."""
+    services = [
+        ("router", "router"),
+        ("producer", "producer"),
+        ("sender", "sender-1"),
+        ("sender", "sender-2"),
+    ]
+    with running_stack(
+        amqp_url,
+        PREFIX,
+        tmp_path_factory.mktemp("logs"),
+        services,
+        retry_schedule=SCHEDULE,
+        attempt_timeout_s="2",
+    ) as stack:
         yield stack
-    finally:
-        codes = stack.stop_all()
-        topology = ServiceSettings(prefix=PREFIX, retry_schedule=(0.5, 0.5)).topology
-        asyncio.run(delete_install(amqp_url, topology))
-    assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {stack.log_dir}"
 
 
 def service(stack: Stack, name: str) -> str:

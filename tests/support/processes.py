@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.runtime.settings import ServiceSettings
+from tests.support.broker import delete_install
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,3 +103,45 @@ class Stack:
         """SIGTERM to each service still running; the exit codes of those not killed."""
         codes = {service.name: service.stop() for service in reversed(self.services)}
         return {s.name: codes[s.name] for s in self.services if not s.killed}
+
+
+ADMIN_TOKEN = "e2e-admin"
+INGEST_TOKEN = "e2e-ingest"
+
+
+@contextmanager
+def running_stack(
+    amqp_url: str,
+    prefix: str,
+    log_dir: Path,
+    services: Sequence[tuple[str, str]],
+    **settings: str,
+) -> Iterator[Stack]:
+    """Services (service, label) on their own prefix, allowed to call loopback, logging JSON.
+
+    `settings` are extra HOOKLINE_* variables by lower-case name. Afterwards every service gets
+    SIGTERM and must exit 0 (unless a test killed it), and the install is deleted.
+    """
+    env = {
+        "HOOKLINE_AMQP_URL": amqp_url,
+        "HOOKLINE_PREFIX": prefix,
+        "HOOKLINE_PORT": "0",
+        "HOOKLINE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HOOKLINE_INGEST_TOKEN": INGEST_TOKEN,
+        "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
+        "HOOKLINE_LOG_FORMAT": "json",
+        **{f"HOOKLINE_{name.upper()}": value for name, value in settings.items()},
+    }
+    stack = Stack(env, log_dir)
+    try:
+        for service, label in services:
+            stack.start(service, label)
+        yield stack
+    finally:
+        codes = stack.stop_all()
+        schedule = settings.get("retry_schedule")
+        topology = ServiceSettings.model_validate(
+            {"prefix": prefix, **({"retry_schedule": schedule} if schedule else {})}
+        ).topology
+        asyncio.run(delete_install(amqp_url, topology))
+    assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {log_dir}"

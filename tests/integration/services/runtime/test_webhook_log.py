@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
@@ -16,6 +17,34 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
+StartLog = Callable[[str], Awaitable[WebhookLog]]
+
+
+@pytest.fixture
+async def topology(installs: Installs, prefix: str) -> Topology:
+    return installs.add(Topology(prefix))
+
+
+@pytest.fixture
+async def start_log(amqp_url: str, topology: Topology) -> AsyncIterator[StartLog]:
+    """Starts webhook logs (readers) on one install; all stop after the test."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    await declare_topology(connection, topology)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    started: list[WebhookLog] = []
+
+    async def start(reader: str) -> WebhookLog:
+        webhook_log = WebhookLog(connection, publisher, topology)
+        started.append(webhook_log)
+        await webhook_log.start(reader)
+        return webhook_log
+
+    yield start
+    for webhook_log in started:
+        await webhook_log.stop()
+    await publisher.close()
+    await connection.close()
+
 
 def created(webhook_id: str, event: str = "problem.update") -> WebhookCreated:
     return WebhookCreated(
@@ -29,57 +58,33 @@ def created(webhook_id: str, event: str = "problem.update") -> WebhookCreated:
 
 
 async def test_append_returns_once_applied_and_a_new_reader_rebuilds_the_same_table(
-    amqp_url: str, installs: Installs, prefix: str
+    start_log: StartLog,
 ) -> None:
     """Every append is visible when it returns; a fresh reader replays to the very same table."""
-    connection = await aio_pika.connect_robust(amqp_url)
-    topology = installs.add(Topology(prefix))
-    await declare_topology(connection, topology)
-    publisher = await Publisher.open(connection, timeout_s=5)
-    first = WebhookLog(connection, publisher, topology)
-    second: WebhookLog | None = None
-    try:
-        await first.start("test")
-        await first.append(created("wh_a"))
-        assert first.table.get("wh_a") is not None
-        await first.append(created("wh_b", "request.*"))
-        await first.append(
-            WebhookUpdated(at=datetime.now(UTC), webhook_id="wh_a", changes={"disabled": True})
-        )
-        assert first.table.webhooks["wh_a"].disabled is True
-        await first.append(WebhookDeleted(at=datetime.now(UTC), webhook_id="wh_b"))
-        assert "wh_b" not in first.table.webhooks
+    first = await start_log("test")
+    await first.append(created("wh_a"))
+    assert first.table.get("wh_a") is not None
+    await first.append(created("wh_b", "request.*"))
+    await first.append(
+        WebhookUpdated(at=datetime.now(UTC), webhook_id="wh_a", changes={"disabled": True})
+    )
+    assert first.table.webhooks["wh_a"].disabled is True
+    await first.append(WebhookDeleted(at=datetime.now(UTC), webhook_id="wh_b"))
+    assert "wh_b" not in first.table.webhooks
 
-        second = WebhookLog(connection, publisher, topology)
-        await second.start("test-restarted")
-        assert second.synced
-        assert second.table.webhooks == first.table.webhooks
-        assert second.table.webhooks["wh_a"].disabled is True
-    finally:
-        await first.stop()
-        if second is not None:
-            await second.stop()
-        await publisher.close()
-        await connection.close()
+    second = await start_log("test-restarted")
+    assert second.synced
+    assert second.table.webhooks == first.table.webhooks
+    assert second.table.webhooks["wh_a"].disabled is True
 
 
 async def test_a_deleted_stream_makes_the_log_not_synced(
-    amqp_url: str, installs: Installs, prefix: str
+    start_log: StartLog, topology: Topology, amqp_url: str
 ) -> None:
     """If the webhooks stream is deleted under a reader, it stops saying it is current."""
-    connection = await aio_pika.connect_robust(amqp_url)
-    topology = installs.add(Topology(prefix))
-    await declare_topology(connection, topology)
-    publisher = await Publisher.open(connection, timeout_s=5)
-    webhook_log = WebhookLog(connection, publisher, topology)
-    try:
-        await webhook_log.start("test")
-        assert webhook_log.synced
-        admin = await aio_pika.connect(amqp_url)
-        await (await admin.channel()).queue_delete(topology.webhooks_stream)
-        await admin.close()
-        await eventually(lambda: not webhook_log.synced)
-    finally:
-        await webhook_log.stop()
-        await publisher.close()
-        await connection.close()
+    webhook_log = await start_log("test")
+    assert webhook_log.synced
+    admin = await aio_pika.connect(amqp_url)
+    await (await admin.channel()).queue_delete(topology.webhooks_stream)
+    await admin.close()
+    await eventually(lambda: not webhook_log.synced)
