@@ -16,7 +16,13 @@ import pytest_asyncio
 
 from tests.conftest import RUN_PREFIX
 from tests.support.broker import close_connections_named, message_count
-from tests.support.processes import ADMIN_TOKEN, INGEST_TOKEN, Stack, running_stack
+from tests.support.processes import (
+    ADMIN_TOKEN,
+    FULL_STACK,
+    INGEST_TOKEN,
+    Stack,
+    running_stack,
+)
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -30,17 +36,11 @@ EVENTS = BATCHES * PER_BATCH
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A router, a producer and two senders slow enough that a kill lands mid-stream."""
-    services = [
-        ("router", "router"),
-        ("producer", "producer"),
-        ("sender", "sender-1"),
-        ("sender", "sender-2"),
-    ]
     with running_stack(
         amqp_url,
         PREFIX,
         tmp_path_factory.mktemp("fault-logs"),
-        services,
+        FULL_STACK,
         retry_schedule="1,1,1",
         concurrency="8",
     ) as stack:

@@ -21,7 +21,13 @@ from schemas.topology import REASON_HEADER
 from services.producer.sdk import Producer
 from tests.conftest import RUN_PREFIX
 from tests.support.broker import take_all
-from tests.support.processes import ADMIN_TOKEN, INGEST_TOKEN, Stack, running_stack
+from tests.support.processes import (
+    ADMIN_TOKEN,
+    FULL_STACK,
+    INGEST_TOKEN,
+    Stack,
+    running_stack,
+)
 from tests.support.receiver import Receiver
 from tests.support.waiting import eventually
 
@@ -36,17 +42,11 @@ SCHEDULE = "0.5,0.5"
 @pytest.fixture(scope="module")
 def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A router, a producer and two senders on their own prefix; stopped with SIGTERM after."""
-    services = [
-        ("router", "router"),
-        ("producer", "producer"),
-        ("sender", "sender-1"),
-        ("sender", "sender-2"),
-    ]
     with running_stack(
         amqp_url,
         PREFIX,
         tmp_path_factory.mktemp("logs"),
-        services,
+        FULL_STACK,
         retry_schedule=SCHEDULE,
         attempt_timeout_s="2",
     ) as stack:

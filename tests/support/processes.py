@@ -105,6 +105,13 @@ class Stack:
         return {s.name: codes[s.name] for s in self.services if not s.killed}
 
 
+# (service, label): what `make run` starts.
+FULL_STACK = (
+    ("router", "router"),
+    ("producer", "producer"),
+    ("sender", "sender-1"),
+    ("sender", "sender-2"),
+)
 ADMIN_TOKEN = "e2e-admin"
 INGEST_TOKEN = "e2e-ingest"
 
