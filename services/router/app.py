@@ -71,7 +71,13 @@ def create_app(settings: RouterSettings) -> web.Application:
             router.delivery_log.apply_bytes,
         )
         fan_out = FanOut(
-            publisher, topology, router.index, metrics, dedupe_window=settings.dedupe_window
+            publisher,
+            topology,
+            router.index,
+            metrics,
+            router.webhook_log.current,
+            dedupe_window=settings.dedupe_window,
+            max_event_bytes=settings.max_event_bytes,
         )
         consumer = WorkConsumer(
             connection,

@@ -6,11 +6,12 @@ are derived from (event id, webhook id), so a redelivered event produces the ver
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -23,7 +24,7 @@ from schemas.webhooks import WebhookState
 from services.router.metrics import RouterMetrics
 from services.router.routing import RoutingIndex
 from services.runtime.broker import Publisher
-from services.runtime.consuming import publish_until_confirmed, quarantine, settle
+from services.runtime.consuming import Publish, publish_until_confirmed, quarantine, settle
 
 log = structlog.get_logger(__name__)
 
@@ -96,64 +97,90 @@ class FanOut:
         topology: Topology,
         index: RoutingIndex,
         metrics: RouterMetrics,
+        table_current: Callable[[], Awaitable[None]],
         *,
         dedupe_window: int,
+        max_event_bytes: int,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
         self._index = index
         self._metrics = metrics
+        self._table_current = table_current
         self._recent = RecentIds(dedupe_window)
+        self._max_event_bytes = max_event_bytes
+        # Events being routed now, by id: a second copy waits for the first one's outcome.
+        self._routing: dict[str, asyncio.Future[None]] = {}
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         started = time.monotonic()
         try:
+            if len(message.body) > self._max_event_bytes:
+                raise UnreadableEvent(
+                    f"event is {len(message.body)} bytes, more than {self._max_event_bytes}"
+                )
             event = read_event(message)
         except UnreadableEvent as error:
-            if await quarantine(
-                self._publisher,
-                self._topology.quarantine_queue,
-                message,
-                reason=str(error),
-                source=self._topology.route_queue,
-            ):
-                self._metrics.messages_quarantined.labels(queue="route").inc()
+            await self._quarantine(message, str(error))
             return
         log_ = log.bind(event_id=event.id, event_type=event.type)
+        while (first := self._routing.get(event.id)) is not None:
+            await asyncio.shield(first)
         if event.id in self._recent:
             self._metrics.events_duplicate.inc()
             log_.info("event.duplicate_dropped")
             await settle(message.ack())
             return
-        webhooks = self._index.route(event.type)
-        tasks = [deliver_task(event, webhook) for webhook in webhooks]
-        published = await publish_until_confirmed(
-            message, [self._publisher_of(task) for task in tasks], what="deliveries"
-        )
-        if not published or not await settle(message.ack()):
+        done = asyncio.get_running_loop().create_future()
+        self._routing[event.id] = done
+        try:
+            routed = await self._route(message, event)
+        finally:
+            del self._routing[event.id]
+            done.set_result(None)
+        if routed is None:
             return
-        self._recent.add(event.id)
         self._metrics.events_routed.inc()
-        self._metrics.deliveries_routed.inc(len(tasks))
-        if not tasks:
+        self._metrics.deliveries_routed.inc(len(routed))
+        if not routed:
             self._metrics.events_unmatched.inc()
         self._metrics.fanout_duration.observe(time.monotonic() - started)
-        log_.info(
-            "event.routed",
-            deliveries=len(tasks),
-            webhook_ids=[task.webhook_id for task in tasks][:20],
+        log_.info("event.routed", deliveries=len(routed), webhook_ids=routed[:20])
+
+    async def _route(self, message: AbstractIncomingMessage, event: Event) -> list[str] | None:
+        """Publish a delivery per matching webhook, then ack; the webhook ids, None if not acked."""
+        await self._table_current()  # never route on a table that missed changes
+        webhooks = self._index.route(event.type)
+        published = await publish_until_confirmed(
+            message,
+            [self._publisher_of(event, webhook) for webhook in webhooks],
+            what="deliveries",
         )
+        if not published or not await settle(message.ack()):
+            return None
+        self._recent.add(event.id)
+        return [webhook.id for webhook in webhooks]
 
-    def _publisher_of(self, task: DeliveryTask) -> Any:
-        body = task.model_dump_json().encode()
+    async def _quarantine(self, message: AbstractIncomingMessage, reason: str) -> None:
+        if await quarantine(
+            self._publisher,
+            self._topology.quarantine_queue,
+            message,
+            reason=reason,
+            source=self._topology.route_queue,
+        ):
+            self._metrics.messages_quarantined.labels(queue="route").inc()
 
+    def _publisher_of(self, event: Event, webhook: WebhookState) -> Publish:
         async def publish() -> None:
+            # The body is built only now, so a large fan-out holds one batch of bodies at a time.
+            task = deliver_task(event, webhook)
             await self._publisher.publish(
                 self._topology.deliveries_exchange,
                 DELIVER_KEY,
-                body,
+                task.model_dump_json().encode(),
                 message_id=task.delivery_id,
-                headers={"event_id": task.event.id, "webhook_id": task.webhook_id},
+                headers={"event_id": event.id, "webhook_id": webhook.id},
             )
 
         return publish

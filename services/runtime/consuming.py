@@ -4,6 +4,7 @@ and a graceful stop that lets in-flight work finish."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ from services.runtime.broker import Publisher, PublishFailed
 log = structlog.get_logger(__name__)
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+Publish = Callable[[], Awaitable[None]]
+# Publishes awaiting their confirms at once for one input message: bounds the memory of a fan-out.
+PUBLISH_BATCH = 100
 # After a handler crashed, wait before returning the message, so a bug does not spin the CPU; the
 # queue's delivery limit parks the message in quarantine if it keeps crashing.
 CRASH_REQUEUE_DELAY_S = 1.0
@@ -118,19 +122,36 @@ async def settle(action: Awaitable[Any]) -> bool:
     return True
 
 
+def channel_closed(message: AbstractIncomingMessage) -> bool:
+    """Whether the channel the message came on is gone (then it cannot be acked any more)."""
+    try:
+        return message.channel.is_closed
+    except CONNECTION_EXCEPTIONS:  # aio-pika raises instead of answering once it is closed
+        return True
+
+
 async def publish_until_confirmed(
     message: AbstractIncomingMessage,
-    attempts: Sequence[Callable[[], Awaitable[None]]],
+    publishes: Sequence[Publish],
     *,
     what: str,
 ) -> bool:
-    """Run each publish until the broker confirms it, retrying with backoff.
+    """Run each publish until the broker confirms it, in batches, retrying with backoff.
 
     Gives up (False) only when the input message's channel has closed: then it will be
     redelivered and nothing may be acked. Holding the message meanwhile is the backpressure.
     """
-    pending = list(attempts)
-    for round_ in range(1, 1_000_000):
+    for start in range(0, len(publishes), PUBLISH_BATCH):
+        if not await _confirm_batch(message, publishes[start : start + PUBLISH_BATCH], what):
+            return False
+    return True
+
+
+async def _confirm_batch(
+    message: AbstractIncomingMessage, publishes: Sequence[Publish], what: str
+) -> bool:
+    pending = list(publishes)
+    for round_ in itertools.count(1):
         results = await asyncio.gather(*(publish() for publish in pending), return_exceptions=True)
         failed = []
         for publish, result in zip(pending, results, strict=True):
@@ -141,7 +162,7 @@ async def publish_until_confirmed(
         if not failed:
             return True
         pending = [publish for publish, _ in failed]
-        if message.channel.is_closed:
+        if channel_closed(message):
             return False
         delay_s = PUBLISH_RETRY_DELAYS_S[min(round_, len(PUBLISH_RETRY_DELAYS_S)) - 1]
         log.warning(

@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 StreamOffset = str | int | datetime
 RecordHandler = Callable[[bytes, int], None]
+Notify = Callable[[], None]
 # Streams need a prefetch (credit); acks only return credit.
 DEFAULT_PREFETCH = 1000
 
@@ -42,6 +43,8 @@ class StreamReader:
         *,
         start: StreamOffset = "first",
         prefetch: int = DEFAULT_PREFETCH,
+        on_interrupted: Notify | None = None,
+        on_resumed: Notify | None = None,
     ) -> None:
         self._connection = connection
         self._stream = stream
@@ -49,6 +52,8 @@ class StreamReader:
         self._handle = handle
         self._start = start
         self._prefetch = prefetch
+        self._on_interrupted = on_interrupted
+        self._on_resumed = on_resumed
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None  # a RobustQueue
         self._consumer_tag: str | None = None
@@ -64,12 +69,14 @@ class StreamReader:
             self._stream, durable=True, arguments=self._arguments
         )
         self._channel = channel
+        channel.close_callbacks.add(self._interrupted)
         channel.reopen_callbacks.add(self._resume)
         await self._subscribe()
 
     async def stop(self) -> None:
         if self._channel is not None:
             self._channel.reopen_callbacks.discard(self._resume)
+            self._channel.close_callbacks.discard(self._interrupted)
             await self._channel.close()
             self._channel = None
 
@@ -101,11 +108,19 @@ class StreamReader:
             hint="the stream was deleted; restart the service to rebuild its state",
         )
 
+    def _interrupted(self, _channel: object, _error: BaseException | None) -> None:
+        """The channel closed: records may be written that we do not see until we resume."""
+        if self._on_interrupted is not None:
+            self._on_interrupted()
+
     async def _resume(self, _channel: object) -> None:
         try:
             await self._subscribe()
         except CONNECTION_EXCEPTIONS as error:  # the channel will reopen again and call us
             log.warning("stream.resume_failed", stream=self._stream, error=str(error))
+            return
+        if self._on_resumed is not None:
+            self._on_resumed()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Runs synchronously up to the ack, so records apply in delivery order.

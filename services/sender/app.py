@@ -47,7 +47,7 @@ def create_app(settings: SenderSettings) -> web.Application:
         dispatcher = Dispatcher(
             publisher=publisher,
             topology=topology,
-            table=webhook_log.table,
+            webhook_log=webhook_log,
             session=session,
             policy=policy,
             metrics=metrics,

@@ -7,7 +7,7 @@ the delivery log, and the retry or dead-letter message when there is one.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import aiohttp
@@ -19,8 +19,14 @@ from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask
 from schemas.topology import REASON_HEADER, Topology, delay_label
 from schemas.webhooks import WebhookState
 from services.runtime.broker import Publisher
-from services.runtime.consuming import publish_until_confirmed, quarantine, settle
-from services.runtime.webhook_table import WebhookTable
+from services.runtime.consuming import (
+    Publish,
+    channel_closed,
+    publish_until_confirmed,
+    quarantine,
+    settle,
+)
+from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import CallResult, call
 from services.sender.fate import Decision, decide
 from services.sender.metrics import SenderMetrics
@@ -28,8 +34,6 @@ from services.sender.request import prepare_request
 from services.sender.targets import TargetPolicy
 
 log = structlog.get_logger(__name__)
-
-Publish = Callable[[], Awaitable[None]]
 
 
 class Dispatcher:
@@ -40,7 +44,7 @@ class Dispatcher:
         *,
         publisher: Publisher,
         topology: Topology,
-        table: WebhookTable,
+        webhook_log: WebhookLog,
         session: aiohttp.ClientSession,
         policy: TargetPolicy,
         metrics: SenderMetrics,
@@ -50,7 +54,8 @@ class Dispatcher:
     ) -> None:
         self._publisher = publisher
         self._topology = topology
-        self._table = table
+        self._webhook_log = webhook_log
+        self._table = webhook_log.table
         self._session = session
         self._policy = policy
         self._metrics = metrics
@@ -143,6 +148,7 @@ class Dispatcher:
 
         While the table is behind, the message is held (not requeued): that is the backpressure.
         """
+        await self._webhook_log.current()  # not while reconnecting: changes may be unread
         while True:
             try:
                 await self._table.wait_for_offset(task.webhook_revision, self._table_wait_s)
@@ -154,7 +160,7 @@ class Dispatcher:
                     have=self._table.offset,
                     delivery_id=task.delivery_id,
                 )
-                if message.channel.is_closed:
+                if channel_closed(message):
                     raise
 
     def _count(self, decision: Decision, result: CallResult | None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome, delivery_id_for
 from schemas.topology import REASON_HEADER, Topology
@@ -18,6 +19,7 @@ from services.router.app import create_app
 from services.router.settings import RouterSettings
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, take_all
+from tests.support.proxy import CuttableProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -264,3 +266,39 @@ async def test_last_error_comes_from_the_delivery_log(
     await eventually(lambda: shows("404 Not Found"))
     await log_outcome("delivered", None)
     await eventually(lambda: shows(None))
+
+
+async def test_after_an_outage_the_router_catches_up_before_routing(
+    settings: RouterSettings, serve_app: AppServer, amqp_url: str
+) -> None:
+    """A router cut off from the broker while a webhook was created elsewhere routes nothing
+    until it has read that change: no event is acked as unmatched on a stale table."""
+    proxy = CuttableProxy(amqp_url)
+    await proxy.start()
+    try:
+        cut_off = await serve_app(
+            create_app(
+                settings.model_copy(
+                    update={
+                        "amqp_url": SecretStr(proxy.url),
+                        "heartbeat_s": 1,
+                    }
+                )
+            )
+        )
+        other = await serve_app(create_app(settings))
+        await proxy.cut()
+        await create_webhook(other, event="race.t", uri="https://e.com/race")
+        await other.close()  # only the cut-off router is left to route
+        for index in range(20):
+            await publish_event(
+                amqp_url, settings.topology, {"type": "race.t", "id": f"e{index}", "data": {}}
+            )
+        await proxy.restore()
+        messages = await take_all(amqp_url, settings.topology.deliver_queue, expect=20)
+        assert {DeliveryTask.model_validate_json(m.body).event.id for m in messages} == {
+            f"e{index}" for index in range(20)
+        }
+        assert (await cut_off.get("/readyz")).status == 200
+    finally:
+        await proxy.cut()
