@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 # One word of an event type: letters, digits, '_', '-' (`request.team-changed`, `recordApproval`).
 TYPE_WORD = r"[A-Za-z0-9_-]+"
@@ -17,6 +18,34 @@ MAX_TYPE_LENGTH = 255
 # Visible ASCII without spaces: UUIDs, ULIDs, numeric ids and `KXREC…` ids all fit.
 EVENT_ID_PATTERN = r"^[!-~]+$"
 MAX_EVENT_ID_LENGTH = 128
+
+# How deeply `data` may nest. Every parser on the way must read what the producer accepted, and
+# pydantic's JSON parser stops near 200 levels; no real payload comes close to 64.
+MAX_DATA_DEPTH = 64
+
+
+def json_depth(value: object) -> int:
+    """How many objects and arrays deep a parsed JSON value nests (a scalar is 0)."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _check_depth(data: dict[str, Any]) -> dict[str, Any]:
+    if json_depth(data) > MAX_DATA_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_DATA_DEPTH} levels")
+    return data
+
 
 EventType = Annotated[
     str,
@@ -46,7 +75,9 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Event")
 
     type: EventType
-    data: dict[str, Any] = Field(description="The event's payload, delivered exactly as sent.")
+    data: Annotated[dict[str, Any], AfterValidator(_check_depth)] = Field(
+        description="The event's payload, delivered exactly as sent (at most 64 levels deep)."
+    )
     id: EventId | None = None
     source: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     object_id: ObjectId | None = Field(

@@ -50,6 +50,12 @@ def _check_uri(value: str) -> str:
         raise ValueError("must be an absolute http or https URL") from None
     if url.username or url.password:
         raise ValueError("must not carry user:password; put credentials in the secret instead")
+    host = url.host or ""
+    if not host.startswith("["):
+        try:  # what the HTTP client will do with it: empty or over-long labels fail here
+            host.encode("idna")
+        except UnicodeError:
+            raise ValueError(f"host {host!r} is not a valid domain name") from None
     return value
 
 

@@ -39,6 +39,8 @@ def read_event(message: AbstractIncomingMessage) -> Event:
         raw = json.loads(message.body)
     except (ValueError, UnicodeDecodeError) as error:
         raise UnreadableEvent(f"body is not JSON: {error}") from None
+    except RecursionError:
+        raise UnreadableEvent("body nests too deeply") from None
     if not isinstance(raw, dict):
         raise UnreadableEvent("body is not a JSON object")
     try:

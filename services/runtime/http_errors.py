@@ -62,6 +62,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise http_error(web.HTTPBadRequest, f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise http_error(web.HTTPBadRequest, "body nests too deeply") from None
 
 
 def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., Any]:

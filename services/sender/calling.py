@@ -92,6 +92,8 @@ async def call(
             error = f"connect failed: {_reason(exc)}"
     except aiohttp.ClientError as exc:
         error = error or (None if status else f"request failed: {_reason(exc)}")
+    except (ValueError, UnicodeError) as exc:  # a URL the client cannot use (bad IDNA, say)
+        error = f"invalid target: {exc}"
     return CallResult(status_code=status, error=error, duration_s=time.monotonic() - started)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import Event, EventIn, content_event_id
+from schemas.events import MAX_DATA_DEPTH, Event, EventIn, content_event_id, json_depth
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -171,3 +171,27 @@ def test_content_event_id_differs_for_another_body_or_routing_key() -> None:
     assert content_event_id("a.c", b"{}") != base
     # the separator keeps key and body apart: ("a", "b{}") is not ("ab", "{}")
     assert content_event_id("a", b"b{}") != content_event_id("ab", b"{}")
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """`{"a": {"a": … {}}}`, `depth` objects deep."""
+    data: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        data = {"a": data}
+    return data
+
+
+def test_json_depth_counts_objects_and_arrays() -> None:
+    """A scalar is 0 deep, `{}` 1, `{"a": [1]}` 2."""
+    assert json_depth(5) == 0
+    assert json_depth({}) == 1
+    assert json_depth({"a": [1]}) == 2
+    assert json_depth(nested(64)) == 64
+
+
+def test_data_may_nest_64_levels_and_no_more() -> None:
+    """A payload nested past every parser's comfort is refused at the door, naming `data`."""
+    EventIn(type="a", data=nested(MAX_DATA_DEPTH))
+    with pytest.raises(ValidationError) as caught:
+        EventIn(type="a", data=nested(MAX_DATA_DEPTH + 1))
+    assert [error["loc"] for error in caught.value.errors()] == [("data",)]

@@ -92,10 +92,13 @@ def test_create_keeps_the_uri_exactly_as_given(uri: str) -> None:
         "https://user:password@example.com/",
         "https://user@example.com/",
         "",
+        "http://a..b/hook",
+        "https://" + "a" * 64 + ".example.com/",
     ],
 )
 def test_create_rejects_bad_uris(uri: str) -> None:
-    """Non-http schemes, relative URIs, white space and credentials in the URI are rejected."""
+    """Non-http schemes, relative URIs, white space, credentials and hosts that are no domain
+    name (an empty label, a label over 63 characters) are rejected."""
     with pytest.raises(ValidationError) as caught:
         WebhookCreate(event="a", uri=uri)
     assert error_locs(caught.value) == [("uri",)]

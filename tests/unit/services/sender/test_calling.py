@@ -257,6 +257,17 @@ async def test_a_name_that_does_not_resolve_is_a_connect_failure() -> None:
     assert result.status_class == "connect_error"
 
 
+@pytest.mark.parametrize("url", ["http://a..b/hook", "http://" + "a" * 64 + ".example/"])
+async def test_a_url_the_client_cannot_use_is_a_failed_attempt(
+    url: str, session: aiohttp.ClientSession
+) -> None:
+    """A host that is no valid domain name fails the attempt with a reason; it never crashes."""
+    result = await call(session, post(url), 1.0, TargetPolicy())
+    assert not result.succeeded
+    assert result.error is not None
+    assert result.error.startswith(("invalid target:", "request failed:", "connect failed:"))
+
+
 @pytest.mark.parametrize(
     ("status", "reason", "text"),
     [
