@@ -21,13 +21,14 @@ from schemas.webhooks import (
     WebhookPatch,
     WebhookState,
     WebhookUpdated,
+    evolve,
     new_secret,
     new_webhook_id,
 )
 from services.router.fanout import deliver_task
 from services.router.routing import is_pattern
 from services.router.state import ROUTER, Router
-from services.runtime.broker import PublishFailed
+from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
 from services.runtime.http_errors import error_response, field_errors, http_error, read_json
 from services.runtime.webhook_log import LogBehind
 
@@ -115,9 +116,9 @@ async def create(request: web.Request) -> web.Response:
         mail_exceptions_to=body.mail_exceptions_to,
         secret=new_secret(),
     )
-    await _append(router, record)
-    state = router.webhook_log.table.get(record.webhook_id)
-    assert state is not None, "a webhook we just read back exists"
+    await _commit(router, record, webhook_id=record.webhook_id)
+    state = router.webhook_log.table.get(record.webhook_id) or evolve(None, record, -1)
+    assert state is not None, "a create always makes a webhook"
     log.info("webhook.created", webhook_id=state.id, subscribed_to=state.event)
     response = web.json_response({**_show(router, state), "secret": state.secret}, status=201)
     response.headers["Location"] = f"/webhooks/{state.id}"
@@ -133,9 +134,11 @@ async def update(request: web.Request) -> web.Response:
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
     if changes:
-        await _append(
-            router, WebhookUpdated(at=datetime.now(UTC), webhook_id=state.id, changes=changes)
-        )
+        record = WebhookUpdated(at=datetime.now(UTC), webhook_id=state.id, changes=changes)
+        if not await _commit(router, record):
+            shown = evolve(state, record, state.revision)
+            assert shown is not None, "an update keeps the webhook"
+            return web.json_response(_show(router, shown))
     state = _found(request)  # a concurrent delete wins: then this is a 404
     log.info("webhook.updated", webhook_id=state.id, fields=sorted(changes))
     return web.json_response(_show(router, state))
@@ -144,7 +147,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     router = _router(request)
     state = _found(request)
-    await _append(router, WebhookDeleted(at=datetime.now(UTC), webhook_id=state.id))
+    await _commit(router, WebhookDeleted(at=datetime.now(UTC), webhook_id=state.id))
     log.info("webhook.deleted", webhook_id=state.id)
     return web.Response(status=204)
 
@@ -171,23 +174,35 @@ async def test_call(request: web.Request) -> web.Response:
             headers={"event_id": event.id, "webhook_id": state.id},
         )
     except PublishFailed as error:
-        raise _unavailable(str(error)) from None
+        raise _unavailable(error) from None
     router.metrics.test_calls.inc()
     log.info("webhook.test_requested", webhook_id=state.id, delivery_id=task.delivery_id)
     return web.Response(status=204)
 
 
-async def _append(router: Router, record: WebhookCreated | WebhookUpdated | WebhookDeleted) -> None:
+async def _commit(
+    router: Router,
+    record: WebhookCreated | WebhookUpdated | WebhookDeleted,
+    **extra: str,
+) -> bool:
+    """Append a change; True once this replica has read it back, False when it is stored (the
+    broker confirmed it) but not read back yet. Raises 503 when it may not be stored."""
     try:
         await router.webhook_log.append(record)
-    except (PublishFailed, LogBehind) as error:
-        raise _unavailable(str(error)) from None
+    except LogBehind as error:
+        log.warning("webhook_log.behind", reason=str(error), webhook_id=record.webhook_id)
+        return False
+    except PublishFailed as error:
+        raise _unavailable(error, **extra) from None
+    return True
 
 
-def _unavailable(reason: str) -> web.HTTPException:
-    log.warning("webhook_log.unavailable", reason=reason)
-    return http_error(
-        web.HTTPServiceUnavailable,
-        "the broker did not take it; try again",
-        headers={"Retry-After": "1"},
-    )
+def _unavailable(error: PublishFailed, **extra: str) -> web.HTTPException:
+    """503: say whether the change may have been stored, so a client does not blindly repeat a
+    create that did happen (the id lets it look)."""
+    log.warning("broker.unavailable", reason=str(error), **extra)
+    if isinstance(error, PublishOutcomeUnknown):
+        message = "the broker did not confirm in time; the change may have been stored"
+    else:
+        message = "the broker did not take the change; try again"
+    return http_error(web.HTTPServiceUnavailable, message, headers={"Retry-After": "1"}, **extra)

@@ -21,7 +21,12 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    DeliveryError,
+)
 
 from schemas.topology import Topology
 from services.runtime.settings import ServiceSettings
@@ -37,6 +42,10 @@ class PublishFailed(Exception):
     Whoever published must not ack its input or answer success; retrying with the same message id
     is safe because every id downstream is stable.
     """
+
+
+class PublishOutcomeUnknown(PublishFailed):
+    """No confirm came (a timeout, a connection lost in flight): the message may be enqueued."""
 
 
 async def connect(settings: ServiceSettings, name: str) -> AbstractRobustConnection:
@@ -184,8 +193,11 @@ class Publisher:
                 message, routing_key=routing_key, mandatory=True, timeout=self._timeout_s
             )
         except TimeoutError:
-            raise PublishFailed(
+            raise PublishOutcomeUnknown(
                 f"no confirm within {self._timeout_s:g}s (outcome unknown)"
             ) from None
-        except CONNECTION_EXCEPTIONS as error:
+        except (DeliveryError, ChannelInvalidStateError, ChannelNotFoundEntity) as error:
+            # nacked, returned (no queue), not sent, or no such exchange: surely not enqueued
             raise PublishFailed(str(error) or type(error).__name__) from error
+        except CONNECTION_EXCEPTIONS as error:
+            raise PublishOutcomeUnknown(str(error) or type(error).__name__) from error

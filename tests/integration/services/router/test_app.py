@@ -302,3 +302,22 @@ async def test_after_an_outage_the_router_catches_up_before_routing(
         assert (await cut_off.get("/readyz")).status == 200
     finally:
         await proxy.cut()
+
+
+async def test_without_its_stream_the_router_refuses_changes_and_is_not_ready(
+    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
+) -> None:
+    """If the webhooks stream is deleted, a change is refused with 503 (never a false 201) and
+    /readyz says the table is no longer current."""
+    connection = await aio_pika.connect(amqp_url)
+    await (await connection.channel()).queue_delete(settings.topology.webhooks_stream)
+    await connection.close()
+
+    response = await router.post(
+        "/webhooks", json={"event": "a.b", "uri": "https://e.com/"}, headers=AUTH
+    )
+    assert response.status == 503
+    assert (await response.json())["error"] == "the broker did not take the change; try again"
+    ready = await router.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["checks"]["webhooks_synced"] is False
