@@ -103,6 +103,11 @@ class WorkConsumer:
         except asyncio.CancelledError:
             raise
         except Exception:
+            if channel_closed(message):  # a broker blip, not a bug: the broker redelivers it
+                log.warning(
+                    "consumer.channel_lost", queue=self._queue_name, message_id=message.message_id
+                )
+                return
             log.exception(
                 "consumer.handler_crashed", queue=self._queue_name, message_id=message.message_id
             )
