@@ -24,8 +24,10 @@ TXT
 pids=()
 start() {
   local label=$1 service=$2 port=$3
+  # The prefixer ignores Ctrl-C so it still prints the service's shutdown lines, then ends
+  # when the service closes its output.
   HOOKLINE_PORT=$port "$py" -m "services.$service" \
-    > >(sed -u "s/^/$label | /") 2>&1 &
+    > >(trap '' INT; exec sed -u "s/^/$label | /") 2>&1 &
   pids+=($!)
 }
 stop() {
