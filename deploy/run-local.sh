@@ -31,6 +31,7 @@ start() {
   pids+=($!)
 }
 stop() {
+  stopping=1
   trap - INT TERM EXIT
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
@@ -42,4 +43,4 @@ start "router  " router 8001
 start "sender-1" sender 8002
 start "sender-2" sender 8003
 wait -n "${pids[@]}" || true
-echo "a service stopped; stopping the others" >&2
+[ -n "${stopping:-}" ] || echo "a service stopped; stopping the others" >&2
