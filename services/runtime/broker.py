@@ -16,7 +16,6 @@ from typing import Any
 import aio_pika
 import structlog
 from aio_pika.abc import (
-    AbstractChannel,
     AbstractExchange,
     AbstractRobustChannel,
     AbstractRobustConnection,
@@ -150,10 +149,6 @@ class Publisher:
 
     async def close(self) -> None:
         await self._channel.close()
-
-    @property
-    def channel(self) -> AbstractChannel:
-        return self._channel
 
     async def _exchange(self, name: str) -> AbstractExchange:
         exchange = self._exchanges.get(name)

@@ -52,10 +52,6 @@ class WorkConsumer:
         self._in_flight: set[asyncio.Task[object]] = set()
 
     @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
-    @property
     def consuming(self) -> bool:
         return self._consumer_tag is not None
 

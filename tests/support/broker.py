@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -122,7 +121,3 @@ def close_connections_named(name: str) -> int:
             check=True,
         )
     return len(pids)
-
-
-def headers_of(message: AbstractIncomingMessage) -> dict[str, Any]:
-    return dict(message.headers or {})
