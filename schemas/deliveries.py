@@ -71,8 +71,8 @@ class DeliveredPayload(BaseModel):
 
 
 # delivered: a 2xx; retry_scheduled: failed, another attempt is queued; dead_lettered: failed and
-# out of attempts; failed: a test call failed (never retried); cancelled: not attempted because the
-# webhook was deleted or disabled meanwhile.
+# out of attempts, or failed for good (a refused target, 410 Gone); failed: a test call failed
+# (never retried); cancelled: not attempted because the webhook was deleted or disabled meanwhile.
 Outcome = Literal["delivered", "retry_scheduled", "dead_lettered", "failed", "cancelled"]
 
 
@@ -90,7 +90,9 @@ class DeliveryAttempted(BaseModel):
     at: AwareDatetime
     outcome: Outcome
     status_code: int | None = None
-    error: str | None = Field(default=None, description="Why it failed: `404 Not Found`, …")
+    error: str | None = Field(
+        default=None, description="Why it failed: `404 Not Found`, … (at most 1 KiB)."
+    )
     duration_s: float | None = None
     next_attempt_in_s: float | None = None
     test: bool = False
@@ -99,14 +101,17 @@ class DeliveryAttempted(BaseModel):
 DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)
 
 
-def is_failure(record: DeliveryAttempted) -> bool:
-    return record.outcome in ("retry_scheduled", "dead_lettered", "failed")
+def log_record_id(delivery_id: str, attempt: int) -> str:
+    """The message id of an attempt's record in the delivery log: readers that only need to know
+    which attempts are recorded read it without parsing the body."""
+    return f"{delivery_id}/{attempt}"
 
 
-def last_error_after(current: str | None, record: DeliveryAttempted) -> str | None:
-    """A webhook's `last_error` after this record: set by a failure, cleared by a success."""
-    if record.outcome == "delivered":
+def parse_log_record_id(message_id: str | None) -> tuple[str, int] | None:
+    """(delivery id, attempt) from a record's message id; None when it is not one."""
+    if not message_id:
         return None
-    if is_failure(record):
-        return record.error
-    return current
+    delivery_id, _, attempt = message_id.rpartition("/")
+    if not delivery_id or not attempt.isdigit():
+        return None
+    return delivery_id, int(attempt)

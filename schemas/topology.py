@@ -12,13 +12,30 @@ from typing import Any
 
 # Quorum queues replicate and survive a node loss; classic queues do not.
 QUORUM = {"x-queue-type": "quorum"}
-# A message that crashes its consumer this many times in a row is parked in quarantine instead of
-# looping forever (quorum queues allow limit + 1 deliveries).
-POISON_DELIVERY_LIMIT = 20
-# Routing key of the deliver queue on the deliveries exchange; retry tiers dead-letter to it.
+# The broker's own count of deliveries, after which a work queue dead-letters a message to
+# quarantine. It counts every return, channel losses and restarts included, so it is only a safety
+# net for a message that kills its consumer's process; crashes are counted by the consumers (see
+# CRASHES_HEADER). Quorum queues allow limit + 1 deliveries.
+POISON_DELIVERY_LIMIT = 200
+# Routing key of the deliver queue on the deliveries exchange; retry and park tiers return to it.
 DELIVER_KEY = "deliver"
 # Header that says why a message was parked in quarantine or dead-lettered.
 REASON_HEADER = "x-hookline-reason"
+# Header that counts how many times in a row a message crashed its handler (set when a consumer
+# republishes it after a crash; read to quarantine it after too many).
+CRASHES_HEADER = "x-hookline-crashes"
+# Header of a message that may repeat work already done (republished after a crash, or a delivery
+# routed again from a redelivered event): its consumer checks what is recorded before acting.
+REPEAT_HEADER = "x-hookline-repeat"
+# Header that keeps a message's original routing key when it is republished to a queue directly.
+ROUTING_KEY_HEADER = "x-hookline-routing-key"
+# Header of a dead letter: the attempts it had.
+ATTEMPTS_HEADER = "x-hookline-attempts"
+# Delays of the park tiers: where a sender puts a delivery whose endpoint is busy or whose circuit
+# is open, without using up an attempt, so it never holds a prefetch slot waiting.
+DEFAULT_PARK_DELAYS_S = (1.0, 5.0, 30.0, 300.0)
+# Segment size of the health stream: retention drops whole segments only.
+HEALTH_SEGMENT_BYTES = 16 * 1024 * 1024
 
 
 def delay_label(delay_s: float) -> str:
@@ -42,11 +59,17 @@ class Topology:
     retry_delays_s: tuple[float, ...] = ()
     events_max_age: str = "7D"
     delivery_log_max_age: str = "7D"
+    park_delays_s: tuple[float, ...] = DEFAULT_PARK_DELAYS_S
+    health_max_age: str = "1D"
     _tiers: tuple[int, ...] = field(init=False, repr=False)
+    _park_tiers: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "_tiers", tuple(sorted({delay_ms(d) for d in self.retry_delays_s}))
+        )
+        object.__setattr__(
+            self, "_park_tiers", tuple(sorted({delay_ms(d) for d in self.park_delays_s}))
         )
 
     # Upstream systems publish to this topic exchange with the event type as routing key.
@@ -89,10 +112,21 @@ class Topology:
     def quarantine_queue(self) -> str:
         return f"{self.prefix}.quarantine"
 
-    # One record per delivery attempt: the delivery log that `last_error` is read from.
+    # One record per delivery attempt: the delivery log that endpoint health is folded from.
     @property
     def delivery_log_stream(self) -> str:
         return f"{self.prefix}.deliveries.log"
+
+    # Checkpoints of the routers' endpoint-health projection, so a router starts from the latest
+    # one instead of replaying the delivery log (bounded by age; only the last one matters).
+    @property
+    def health_stream(self) -> str:
+        return f"{self.prefix}.health.log"
+
+    # Notices of dead letters and disabled webhooks, mailed as digests by one router at a time.
+    @property
+    def mail_queue(self) -> str:
+        return f"{self.prefix}.mail"
 
     def retry_queue(self, delay_s: float) -> str:
         return f"{self.prefix}.retry.{delay_label(delay_s)}"
@@ -100,6 +134,19 @@ class Topology:
     @property
     def retry_queues(self) -> tuple[str, ...]:
         return tuple(self.retry_queue(ms / 1000) for ms in self._tiers)
+
+    @property
+    def retry_tiers_s(self) -> tuple[float, ...]:
+        """The delays that have a retry queue, shortest first."""
+        return tuple(ms / 1000 for ms in self._tiers)
+
+    def park_queue(self, delay_s: float) -> str:
+        return f"{self.prefix}.park.{delay_label(delay_s)}"
+
+    @property
+    def park_tiers_s(self) -> tuple[float, ...]:
+        """The delays that have a park queue, shortest first."""
+        return tuple(ms / 1000 for ms in self._park_tiers)
 
     # --- arguments --------------------------------------------------------------------------
 
@@ -116,7 +163,8 @@ class Topology:
         }
 
     def retry_queue_arguments(self, delay_s: float) -> dict[str, Any]:
-        """A retry tier: each message waits `delay_s`, then dead-letters back to the deliver queue.
+        """A retry (or park) tier: each message waits `delay_s`, then dead-letters back to the
+        deliver queue.
 
         One queue per delay because per-message TTLs on a shared queue block behind the head.
         """
@@ -129,12 +177,23 @@ class Topology:
             "x-overflow": "reject-publish",
         }
 
+    def mail_queue_arguments(self) -> dict[str, Any]:
+        """One consumer at a time, so each webhook's digest is gathered and mailed in one place."""
+        return {**QUORUM, "x-single-active-consumer": True}
+
     @staticmethod
     def stream_arguments(max_age: str | None) -> dict[str, Any]:
         arguments: dict[str, Any] = {"x-queue-type": "stream"}
         if max_age:
             arguments["x-max-age"] = max_age
         return arguments
+
+    def health_stream_arguments(self) -> dict[str, Any]:
+        # Small segments, so retention by age frees checkpoints soon after newer ones exist.
+        return {
+            **self.stream_arguments(self.health_max_age),
+            "x-stream-max-segment-size-bytes": HEALTH_SEGMENT_BYTES,
+        }
 
     def queues(self) -> dict[str, dict[str, Any]]:
         """Every queue of the install with its arguments, in declaration order."""
@@ -146,9 +205,13 @@ class Topology:
             self.events_stream: self.stream_arguments(self.events_max_age),
             self.webhooks_stream: self.stream_arguments(None),
             self.delivery_log_stream: self.stream_arguments(self.delivery_log_max_age),
+            self.health_stream: self.health_stream_arguments(),
+            self.mail_queue: self.mail_queue_arguments(),
         }
-        for ms in self._tiers:
-            queues[self.retry_queue(ms / 1000)] = self.retry_queue_arguments(ms / 1000)
+        for delay_s in self.retry_tiers_s:
+            queues[self.retry_queue(delay_s)] = self.retry_queue_arguments(delay_s)
+        for delay_s in self.park_tiers_s:
+            queues[self.park_queue(delay_s)] = self.retry_queue_arguments(delay_s)
         return queues
 
     def exchanges(self) -> dict[str, str]:

@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from schemas.events import MAX_TYPE_LENGTH, TYPE_WORD
+from schemas.health import HEALTHY, WebhookHealth
+from schemas.markers import ReaderSynced
 
 # A subscription's `event`: an exact type or an AMQP-style pattern where `*` is one word and `#`
 # is zero or more (`problem.*`, `*.create`, `#`).
@@ -143,8 +145,21 @@ class Webhook(BaseModel):
     description: str | None = None
     disabled: bool = False
     mail_exceptions_to: str | None = None
+    disabled_reason: str | None = Field(
+        default=None,
+        description="Why Hookline disabled the webhook (410 Gone, failing too long); cleared when "
+        "it is enabled again.",
+    )
     last_error: str | None = Field(
         default=None, description="Why the most recent failed call failed, e.g. `404 Not Found`."
+    )
+    last_attempt_at: AwareDatetime | None = None
+    last_success_at: AwareDatetime | None = None
+    consecutive_failures: int = Field(
+        default=0, description="Failed calls since the last success (or since it was enabled)."
+    )
+    failing_since: AwareDatetime | None = Field(
+        default=None, description="When the first of those consecutive failures happened."
     )
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -183,15 +198,19 @@ class WebhookDeleted(_Record):
     webhook_id: str
 
 
-class ReaderSynced(_Record):
-    """A marker a reader appends at start: once it reads it back, it has read all before it."""
+class WebhookDisabled(_Record):
+    """Hookline disabled the webhook by itself: its endpoint said 410 Gone, or failed too long."""
 
-    kind: Literal["reader.synced"] = "reader.synced"
-    reader: str
+    kind: Literal["webhook.disabled"] = "webhook.disabled"
+    webhook_id: str
+    reason: str
 
 
+# A change record of one webhook; markers (ReaderSynced) are skipped by readers before parsing,
+# and parsed here only in case an old reader wrote one without its message type.
+WebhookChange = WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled
 WebhookRecord = Annotated[
-    WebhookCreated | WebhookUpdated | WebhookDeleted | ReaderSynced,
+    WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled | ReaderSynced,
     Field(discriminator="kind"),
 ]
 WEBHOOK_RECORD = TypeAdapter(WebhookRecord)
@@ -216,11 +235,15 @@ class WebhookState(BaseModel):
     created_at: datetime
     updated_at: datetime
     revision: int
+    disabled_reason: str | None = None
+    # When it was last enabled after being disabled: older failures no longer count toward
+    # disabling it again.
+    enabled_at: datetime | None = None
 
-    def public(self, last_error: str | None = None) -> Webhook:
-        """What the API shows: no secret, no revision, and the last error from the delivery log."""
-        shown = self.model_dump(exclude={"secret", "revision"})
-        return Webhook(**shown, last_error=last_error)
+    def public(self, health: WebhookHealth = HEALTHY) -> Webhook:
+        """What the API shows: no secret, no revision, and the health of its endpoint."""
+        shown = self.model_dump(exclude={"secret", "revision", "enabled_at"})
+        return Webhook(**shown, **health.model_dump())
 
 
 def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> WebhookState | None:
@@ -239,8 +262,19 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
     if state is None:
         return None
     if isinstance(record, WebhookUpdated):
-        changes = {k: v for k, v in record.changes.items() if k in MUTABLE_FIELDS}
+        changes: dict[str, Any] = {k: v for k, v in record.changes.items() if k in MUTABLE_FIELDS}
+        if changes.get("disabled") is False and state.disabled:
+            changes.update(disabled_reason=None, enabled_at=record.at)
         return state.model_copy(update={**changes, "updated_at": record.at, "revision": offset})
+    if isinstance(record, WebhookDisabled):
+        return state.model_copy(
+            update={
+                "disabled": True,
+                "disabled_reason": record.reason,
+                "updated_at": record.at,
+                "revision": offset,
+            }
+        )
     if isinstance(record, WebhookDeleted):
         return None
     return state

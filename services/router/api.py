@@ -55,7 +55,7 @@ def _router(request: web.Request) -> Router:
 
 
 def _show(router: Router, state: WebhookState) -> dict[str, Any]:
-    webhook: Webhook = state.public(router.delivery_log.last_error(state.id))
+    webhook: Webhook = state.public(router.health.get(state.id))
     return webhook.model_dump(mode="json")
 
 

@@ -19,18 +19,23 @@ from pydantic import ValidationError
 
 from schemas.deliveries import DeliveryTask, delivery_id_for
 from schemas.events import Event, EventIn, content_event_id
-from schemas.topology import DELIVER_KEY, Topology
+from schemas.topology import DELIVER_KEY, REPEAT_HEADER, Topology
 from schemas.webhooks import WebhookState
 from services.router.metrics import RouterMetrics
 from services.router.routing import RoutingIndex
 from services.runtime.broker import Publisher
-from services.runtime.consuming import Publish, publish_until_confirmed, quarantine, settle
+from services.runtime.consuming import Publish, confirm, may_repeat, routing_key_of
+from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 
 log = structlog.get_logger(__name__)
 
 
-class UnreadableEvent(ValueError):
+class UnreadableEvent(Unreadable):
     """The message is not an event we can route; it goes to quarantine with this reason."""
+
+
+class TableNotCurrent(HoldExpired):
+    """The webhook table is not following the stream (reconnecting, or the stream is lost)."""
 
 
 def read_event(message: AbstractIncomingMessage) -> Event:
@@ -47,7 +52,7 @@ def read_event(message: AbstractIncomingMessage) -> Event:
         event_in = EventIn.model_validate(raw)
     except ValidationError as error:
         raise UnreadableEvent(describe_validation_error(error)) from None
-    routing_key = message.routing_key or ""
+    routing_key = routing_key_of(message)
     if routing_key != event_in.type:
         raise UnreadableEvent(
             f"routing key {routing_key!r} is not the event type {event_in.type!r}"
@@ -99,10 +104,11 @@ class FanOut:
         topology: Topology,
         index: RoutingIndex,
         metrics: RouterMetrics,
-        table_current: Callable[[], Awaitable[None]],
+        table_current: Callable[[float], Awaitable[None]],
         *,
         dedupe_window: int,
         max_event_bytes: int,
+        hold_s: float,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
@@ -111,69 +117,76 @@ class FanOut:
         self._table_current = table_current
         self._recent = RecentIds(dedupe_window)
         self._max_event_bytes = max_event_bytes
+        self._hold_s = hold_s
         # Events being routed now, by id: a second copy waits for the first one's outcome.
         self._routing: dict[str, asyncio.Future[None]] = {}
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         started = time.monotonic()
-        try:
-            if len(message.body) > self._max_event_bytes:
-                raise UnreadableEvent(
-                    f"event is {len(message.body)} bytes, more than {self._max_event_bytes}"
-                )
-            event = read_event(message)
-        except UnreadableEvent as error:
-            await self._quarantine(message, str(error))
-            return
-        log_ = log.bind(event_id=event.id, event_type=event.type)
+        if len(message.body) > self._max_event_bytes:
+            raise UnreadableEvent(
+                f"event is {len(message.body)} bytes, more than {self._max_event_bytes}"
+            )
+        event = read_event(message)
         while (first := self._routing.get(event.id)) is not None:
             await asyncio.shield(first)
         if event.id in self._recent:
-            self._metrics.events_duplicate.inc()
-            log_.info("event.duplicate_dropped")
-            await settle(message.ack())
-            return
-        done = asyncio.get_running_loop().create_future()
+            return Done(then=lambda: self._dropped_duplicate(event))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._routing[event.id] = done
         try:
             routed = await self._route(message, event)
         finally:
             del self._routing[event.id]
             done.set_result(None)
-        if routed is None:
-            return
+        return Done(then=lambda: self._routed(event, routed, time.monotonic() - started))
+
+    async def _route(self, message: AbstractIncomingMessage, event: Event) -> list[str]:
+        """Publish a delivery per matching webhook and wait for every confirm; the webhook ids."""
+        try:  # never route on a table that missed changes
+            await self._table_current(self._hold_s)
+        except TimeoutError:
+            raise TableNotCurrent(
+                "not_current", f"the webhooks stream was not followed within {self._hold_s:g}s"
+            ) from None
+        webhooks = self._index.route(event.type)
+        # A redelivered event may have been routed already: its deliveries say so, and senders
+        # check what is recorded before they attempt them.
+        repeat = may_repeat(message)
+        await confirm(
+            message,
+            [self._publisher_of(event, webhook, repeat=repeat) for webhook in webhooks],
+            what="deliveries",
+            hold_s=self._hold_s,
+        )
+        # Its deliveries are confirmed: a copy of this event is a duplicate now, even if the ack
+        # that follows is lost.
+        self._recent.add(event.id)
+        return [webhook.id for webhook in webhooks]
+
+    def _routed(self, event: Event, routed: list[str], duration_s: float) -> None:
         self._metrics.events_routed.inc()
         self._metrics.deliveries_routed.inc(len(routed))
         if not routed:
             self._metrics.events_unmatched.inc()
-        self._metrics.fanout_duration.observe(time.monotonic() - started)
-        log_.info("event.routed", deliveries=len(routed), webhook_ids=routed[:20])
-
-    async def _route(self, message: AbstractIncomingMessage, event: Event) -> list[str] | None:
-        """Publish a delivery per matching webhook, then ack; the webhook ids, None if not acked."""
-        await self._table_current()  # never route on a table that missed changes
-        webhooks = self._index.route(event.type)
-        published = await publish_until_confirmed(
-            message,
-            [self._publisher_of(event, webhook) for webhook in webhooks],
-            what="deliveries",
+        self._metrics.fanout_duration.observe(duration_s)
+        log.info(
+            "event.routed",
+            event_id=event.id,
+            event_type=event.type,
+            deliveries=len(routed),
+            webhook_ids=routed[:20],
         )
-        if not published or not await settle(message.ack()):
-            return None
-        self._recent.add(event.id)
-        return [webhook.id for webhook in webhooks]
 
-    async def _quarantine(self, message: AbstractIncomingMessage, reason: str) -> None:
-        if await quarantine(
-            self._publisher,
-            self._topology.quarantine_queue,
-            message,
-            reason=reason,
-            source=self._topology.route_queue,
-        ):
-            self._metrics.messages_quarantined.labels(queue="route").inc()
+    def _dropped_duplicate(self, event: Event) -> None:
+        self._metrics.events_duplicate.inc()
+        log.info("event.duplicate_dropped", event_id=event.id, event_type=event.type)
 
-    def _publisher_of(self, event: Event, webhook: WebhookState) -> Publish:
+    def _publisher_of(self, event: Event, webhook: WebhookState, *, repeat: bool) -> Publish:
+        headers = {"event_id": event.id, "webhook_id": webhook.id}
+        if repeat:
+            headers[REPEAT_HEADER] = "1"
+
         async def publish() -> None:
             # The body is built only now, so a large fan-out holds one batch of bodies at a time.
             task = deliver_task(event, webhook)
@@ -182,7 +195,7 @@ class FanOut:
                 DELIVER_KEY,
                 task.model_dump_json().encode(),
                 message_id=task.delivery_id,
-                headers={"event_id": event.id, "webhook_id": webhook.id},
+                headers=headers,
             )
 
         return publish

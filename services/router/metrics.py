@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.runtime.metrics import LATENCY_BUCKETS_S, quarantined_total
+from services.runtime.metrics import LATENCY_BUCKETS_S, ConsumerMetrics
 
 
 class RouterMetrics:
@@ -29,7 +29,23 @@ class RouterMetrics:
             "Events dropped because their id was routed already.",
             registry=registry,
         )
-        self.messages_quarantined = quarantined_total(registry)
+        self.consumer = ConsumerMetrics(registry)
+        self.webhooks_auto_disabled = Counter(
+            "hookline_webhooks_auto_disabled_total",
+            "Webhooks this router disabled because their endpoint failed for too long.",
+            registry=registry,
+        )
+        self.mail_digests = Counter(
+            "hookline_failure_mail_digests_total",
+            "Failure-mail digests, by result (sent, failed).",
+            ["result"],
+            registry=registry,
+        )
+        self.health_offset = Gauge(
+            "hookline_health_projection_offset",
+            "The delivery-log offset the endpoint-health projection has folded up to.",
+            registry=registry,
+        )
         self.fanout_duration = Histogram(
             "hookline_fanout_duration_seconds",
             "From taking an event to every delivery of it confirmed by the broker.",

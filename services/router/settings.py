@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
+from services.router.smtp import SmtpServer
 from services.runtime.settings import ServiceSettings
 
 
@@ -17,3 +18,24 @@ class RouterSettings(ServiceSettings):
     # Events published over AMQP larger than this are parked in quarantine (POST /events has its
     # own, smaller body limit). Each delivery message carries the whole event.
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Disable a webhook that has failed continuously this long and at least this many attempts
+    # (both must hold): 5 days as Svix, 20 attempts as Xurrent.
+    disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)
+    disable_after_failures: int = Field(default=20, ge=1)
+    # How often the endpoint-health projection is checkpointed to the health stream.
+    health_checkpoint_s: float = Field(default=60.0, gt=0)
+    # Failure mail: `smtp://[user:password@]host[:port][?starttls=true]` or `smtps://…`; none, no
+    # mail. At most one digest per webhook every `mail_digest_s`; the first notice of a digest
+    # waits `mail_gather_s` for others. Notices wait unacked meanwhile, so the digest stays below
+    # RabbitMQ's consumer_timeout (30 min by default).
+    smtp_url: SecretStr | None = None
+    mail_from: str = "hookline@localhost"
+    mail_digest_s: float = Field(default=600.0, gt=0, le=1500)
+    mail_gather_s: float = Field(default=30.0, ge=0, le=300)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            SmtpServer.from_url(value.get_secret_value())  # raises ValueError saying what is wrong
+        return value

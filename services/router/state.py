@@ -9,7 +9,7 @@ from aiohttp import web
 
 from schemas.topology import Topology
 from schemas.webhooks import WebhookState
-from services.router.delivery_log import DeliveryLogView
+from services.router.health import HealthView
 from services.router.metrics import RouterMetrics
 from services.router.routing import RoutingIndex
 from services.runtime.broker import Publisher
@@ -23,11 +23,12 @@ class Router:
     connection: AbstractRobustConnection
     publisher: Publisher
     webhook_log: WebhookLog
-    delivery_log: DeliveryLogView
+    health: HealthView
     index: RoutingIndex
 
     def on_webhook_change(self, webhook_id: str, state: WebhookState | None) -> None:
-        """Keep the routing index and the webhook gauge in step with the table."""
+        """Keep the routing index, the health view and the webhook gauge in step with the table."""
+        self.health.on_webhook_change(webhook_id, state)
         if state is None:
             self.index.remove(webhook_id)
         else:

@@ -17,22 +17,36 @@ import aio_pika
 import structlog
 from aio_pika.abc import (
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import (
-    CONNECTION_EXCEPTIONS,
+    AMQPConnectionError,
+    ChannelClosed,
     ChannelInvalidStateError,
     ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
     DeliveryError,
 )
 
-from schemas.topology import Topology
+from schemas.topology import ROUTING_KEY_HEADER, Topology
 from services.runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
 CONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+# The exceptions that mean a channel or connection is gone. aio-pika's CONNECTION_EXCEPTIONS also
+# holds RuntimeError and OSError, so catching it would treat a bug as a broker blip and hide it.
+CHANNEL_GONE: tuple[type[Exception], ...] = (
+    AMQPConnectionError,
+    ChannelClosed,
+    ChannelInvalidStateError,  # aiormq's "channel closed" (a RuntimeError subclass)
+    ConnectionError,
+)
+# Headers the broker manages itself; a republished message must not carry them.
+BROKER_HEADERS = frozenset({"x-delivery-count"})
 
 
 class PublishFailed(Exception):
@@ -58,7 +72,7 @@ async def connect(settings: ServiceSettings, name: str) -> AbstractRobustConnect
                 reconnect_interval=1,
                 client_properties={"connection_name": f"hookline-{name}-{os.getpid()}"},
             )
-        except CONNECTION_EXCEPTIONS as error:
+        except (AMQPConnectionError, OSError) as error:  # refused, unreachable, not a broker yet
             delay_s = CONNECT_BACKOFF_S[min(attempt, len(CONNECT_BACKOFF_S)) - 1]
             log.warning(
                 "broker.unreachable",
@@ -101,12 +115,25 @@ async def declare_topology(
         for name, arguments in topology.queues().items():
             if only_missing and await _queue_exists(connection, name):
                 continue
-            await channel.declare_queue(name, durable=True, arguments=arguments)
+            try:
+                await channel.declare_queue(name, durable=True, arguments=arguments)
+            except ChannelPreconditionFailed as error:
+                raise TopologyMismatch(name, str(error)) from None
         for queue_name, exchange_name, routing_key in topology.bindings():
             queue = await channel.get_queue(queue_name, ensure=False)
             await queue.bind(exchanges[exchange_name], routing_key)
     finally:
         await channel.close()
+
+
+class TopologyMismatch(Exception):
+    """A queue exists with other arguments than this version declares (an older install)."""
+
+    def __init__(self, queue: str, detail: str) -> None:
+        super().__init__(
+            f"queue {queue} exists with other arguments than this version of Hookline declares "
+            f"({detail}); see the README's 'Upgrading' section"
+        )
 
 
 async def _queue_exists(connection: AbstractRobustConnection, name: str) -> bool:
@@ -122,13 +149,17 @@ async def _queue_exists(connection: AbstractRobustConnection, name: str) -> bool
     return True
 
 
+# What may stop a redeclaration after a reconnect: it is logged, and the services go on.
+REDECLARE_FAILURES: tuple[type[Exception], ...] = (*CHANNEL_GONE, TopologyMismatch)
+
+
 def redeclare_on_reconnect(connection: AbstractRobustConnection, topology: Topology) -> None:
     """A broker that came back empty (a new node, a reset) gets the topology again."""
 
     async def redeclare(_connection: object) -> None:
         try:
             await declare_topology(connection, topology)
-        except CONNECTION_EXCEPTIONS as error:
+        except REDECLARE_FAILURES as error:
             log.error("broker.redeclare_failed", error=str(error))
 
     connection.reconnect_callbacks.add(redeclare)
@@ -171,11 +202,13 @@ class Publisher:
         headers: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
         message_type: str | None = None,
+        content_encoding: str | None = None,
     ) -> None:
         """Publish one persistent, mandatory message; raise PublishFailed unless it is confirmed."""
         message = aio_pika.Message(
             body,
             content_type="application/json",
+            content_encoding=content_encoding,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             headers=dict(headers) if headers else None,
@@ -194,5 +227,26 @@ class Publisher:
         except (DeliveryError, ChannelInvalidStateError, ChannelNotFoundEntity) as error:
             # nacked, returned (no queue), not sent, or no such exchange: surely not enqueued
             raise PublishFailed(str(error) or type(error).__name__) from error
-        except CONNECTION_EXCEPTIONS as error:
+        except CHANNEL_GONE as error:  # lost while in flight: it may have been enqueued
             raise PublishOutcomeUnknown(str(error) or type(error).__name__) from error
+
+    async def republish(
+        self, message: AbstractIncomingMessage, queue: str, *, headers: Mapping[str, Any]
+    ) -> None:
+        """Publish a consumed message again, straight to `queue`, with its properties and these
+        extra headers; its original routing key is kept in a header."""
+        kept = {
+            key: value
+            for key, value in (message.headers or {}).items()
+            if key not in BROKER_HEADERS
+        }
+        kept.setdefault(ROUTING_KEY_HEADER, message.routing_key or "")
+        await self.publish(
+            "",
+            queue,
+            message.body,
+            message_id=message.message_id,
+            headers={**kept, **headers},
+            timestamp=message.timestamp,
+            message_type=message.type,
+        )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_PARK_DELAYS_S, Topology
 
 # Seconds between attempts, spanning about a day like Svix's schedule: 5 s, 5 min, 30 min, 2 h,
 # 5 h, 10 h, 10 h, so eight attempts over about 27.6 hours.
@@ -25,6 +25,7 @@ def _split_schedule(value: object) -> object:
 
 
 RetrySchedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_split_schedule)]
+Delays = RetrySchedule
 
 
 class ServiceSettings(BaseSettings):
@@ -45,8 +46,14 @@ class ServiceSettings(BaseSettings):
     # How long a publish may wait for its confirm; past it the outcome is unknown, not failed.
     publish_timeout_s: float = Field(default=10.0, gt=0)
     retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE_S
+    # Delays of the park tiers, where deliveries to a busy endpoint or an open circuit wait.
+    park_delays: Delays = DEFAULT_PARK_DELAYS_S
     events_max_age: str = Field(default="7D", pattern=MAX_AGE_PATTERN)
     delivery_log_max_age: str = Field(default="7D", pattern=MAX_AGE_PATTERN)
+    health_max_age: str = Field(default="1D", pattern=MAX_AGE_PATTERN)
+    # How long a message may be held waiting for something (a publish to be confirmed, the
+    # webhook table, the delivery log) before it goes back to its queue.
+    hold_s: float = Field(default=30.0, gt=0)
 
     @field_validator("retry_schedule")
     @classmethod
@@ -57,6 +64,15 @@ class ServiceSettings(BaseSettings):
             raise ValueError("at most 100 retries")
         return value
 
+    @field_validator("park_delays")
+    @classmethod
+    def _park_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one park delay is needed")
+        if any(delay <= 0 for delay in value) or len(value) > 20:
+            raise ValueError("at most 20 delays, each more than 0 seconds")
+        return value
+
     @property
     def topology(self) -> Topology:
         return Topology(
@@ -64,4 +80,6 @@ class ServiceSettings(BaseSettings):
             retry_delays_s=self.retry_schedule,
             events_max_age=self.events_max_age,
             delivery_log_max_age=self.delivery_log_max_age,
+            park_delays_s=self.park_delays,
+            health_max_age=self.health_max_age,
         )

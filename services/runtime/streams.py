@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,20 +20,35 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import ChannelNotFoundEntity
 from pamqp.commands import Basic
+
+from services.runtime.broker import CHANNEL_GONE
 
 log = structlog.get_logger(__name__)
 
 StreamOffset = str | int | datetime
-RecordHandler = Callable[[bytes, int], None]
 Notify = Callable[[], None]
 # Streams need a prefetch (credit); acks only return credit.
 DEFAULT_PREFETCH = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One message of a stream: its body, its offset, and the id and kind it was published with."""
+
+    body: bytes
+    offset: int
+    message_id: str | None
+    kind: str | None
+    content_encoding: str | None = None
+
+
+RecordHandler = Callable[[StreamRecord], None]
+
+
 class StreamReader:
-    """Feeds every message of one stream, in order, to a synchronous handler with its offset."""
+    """Feeds every message of one stream, in order, to a synchronous handler."""
 
     def __init__(
         self,
@@ -45,6 +61,7 @@ class StreamReader:
         prefetch: int = DEFAULT_PREFETCH,
         on_interrupted: Notify | None = None,
         on_resumed: Notify | None = None,
+        on_lost: Notify | None = None,
     ) -> None:
         self._connection = connection
         self._stream = stream
@@ -54,13 +71,18 @@ class StreamReader:
         self._prefetch = prefetch
         self._on_interrupted = on_interrupted
         self._on_resumed = on_resumed
+        self._on_lost = on_lost
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None  # a RobustQueue
         self._consumer_tag: str | None = None
         self.last_offset: int | None = None
         # The broker cancelled our consumer: the stream was deleted under us. Offsets of a stream
-        # created again would start over, so the state read so far cannot be continued.
+        # created again start over, so what was read so far cannot be continued.
         self.lost = False
+
+    @property
+    def stream(self) -> str:
+        return self._stream
 
     async def start(self) -> None:
         channel = await self._connection.channel()
@@ -71,6 +93,8 @@ class StreamReader:
         self._channel = channel
         channel.close_callbacks.add(self._interrupted)
         channel.reopen_callbacks.add(self._resume)
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
         await self._subscribe()
 
     async def stop(self) -> None:
@@ -79,6 +103,29 @@ class StreamReader:
             self._channel.close_callbacks.discard(self._interrupted)
             await self._channel.close()
             self._channel = None
+
+    async def exists(self) -> bool:
+        """Whether the stream exists on the broker now (asked on a channel of its own, since a
+        passive declare of a missing queue closes its channel)."""
+        channel = await self._connection.channel()
+        try:
+            await channel.declare_queue(self._stream, passive=True)
+        except ChannelNotFoundEntity:
+            return False
+        finally:
+            await channel.close()
+        return True
+
+    async def restart(self, start: StreamOffset) -> None:
+        """Read the stream again from `start`: after it was lost and is back, or to re-read."""
+        if self._queue is not None and self._consumer_tag is not None and not self.lost:
+            with contextlib.suppress(*CHANNEL_GONE):
+                await self._queue.cancel(self._consumer_tag)
+        self._consumer_tag = None
+        self._start = start
+        self.last_offset = None
+        self.lost = False
+        await self._subscribe()
 
     def _next_offset(self) -> StreamOffset:
         return self._start if self.last_offset is None else self.last_offset + 1
@@ -93,20 +140,16 @@ class StreamReader:
             robust=False,  # type: ignore[call-arg]  # RobustQueue takes it; AbstractQueue omits it
         )
         assert self._channel is not None
-        underlay = await self._channel.get_underlay_channel()
-        underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
         log.debug("stream.subscribed", stream=self._stream, offset=str(offset))
 
     def _on_cancelled(self, frame: Basic.Cancel) -> None:
         if frame.consumer_tag != self._consumer_tag or self._channel is None:
             return
         self.lost = True
-        log.error(
-            "stream.lost",
-            stream=self._stream,
-            last_offset=self.last_offset,
-            hint="the stream was deleted; restart the service to rebuild its state",
-        )
+        self._consumer_tag = None
+        log.error("stream.lost", stream=self._stream, last_offset=self.last_offset)
+        if self._on_lost is not None:
+            self._on_lost()
 
     def _interrupted(self, _channel: object, _error: BaseException | None) -> None:
         """The channel closed: records may be written that we do not see until we resume."""
@@ -114,9 +157,14 @@ class StreamReader:
             self._on_interrupted()
 
     async def _resume(self, _channel: object) -> None:
+        if self.lost:
+            return  # nothing to resume: whoever follows the stream waits for it to come back
+        underlay = await self._channel.get_underlay_channel() if self._channel else None
+        if underlay is not None:  # a new underlying channel: listen for cancels on it too
+            underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
         try:
             await self._subscribe()
-        except CONNECTION_EXCEPTIONS as error:  # the channel will reopen again and call us
+        except CHANNEL_GONE as error:  # the channel will reopen again and call us
             log.warning("stream.resume_failed", stream=self._stream, error=str(error))
             return
         if self._on_resumed is not None:
@@ -128,9 +176,17 @@ class StreamReader:
         if isinstance(offset, int):
             if self.last_offset is None or offset > self.last_offset:
                 self.last_offset = offset
-                self._handle(message.body, offset)
+                self._handle(
+                    StreamRecord(
+                        message.body,
+                        offset,
+                        message.message_id,
+                        message.type,
+                        message.content_encoding,
+                    )
+                )
         else:
             log.error("stream.message_without_offset", stream=self._stream)
         # If the channel is gone, the resubscription continues after last_offset anyway.
-        with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+        with contextlib.suppress(*CHANNEL_GONE):
             await message.ack()

@@ -1,7 +1,7 @@
 """The webhook table a service rebuilds from the webhooks stream, and waits on.
 
-Writers wait until their own record is applied (read-your-writes); senders wait until the table has
-reached the revision a router routed with, so every replica acts on what the router saw.
+Senders wait until the table has reached the revision a router routed with, so every replica acts
+on what the router saw.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 import structlog
 
 from schemas.webhooks import WEBHOOK_RECORD, WebhookRecord, WebhookState, evolve
+from services.runtime.streams import StreamRecord
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +26,6 @@ class WebhookTable:
         self.webhooks: dict[str, WebhookState] = {}
         self.offset = -1
         self._listeners: list[ChangeListener] = []
-        self._record_waiters: dict[str, asyncio.Future[int]] = {}
         self._offset_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def on_change(self, listener: ChangeListener) -> None:
@@ -35,17 +35,17 @@ class WebhookTable:
     def get(self, webhook_id: str) -> WebhookState | None:
         return self.webhooks.get(webhook_id)
 
-    def apply_bytes(self, body: bytes, offset: int) -> None:
+    def apply_record(self, record: StreamRecord) -> None:
         """Fold one stream message; one that cannot be read is logged and skipped, never fatal."""
-        if offset <= self.offset:
+        if record.offset <= self.offset:
             return  # already applied (a consumer restored after a reconnect reads again)
         try:
-            record = WEBHOOK_RECORD.validate_json(body)
+            parsed = WEBHOOK_RECORD.validate_json(record.body)
         except ValueError as error:
-            log.error("webhook_log.unreadable_record", offset=offset, error=str(error)[:500])
-            self._advance(offset)
+            log.error("webhook_log.unreadable_record", offset=record.offset, error=str(error)[:500])
+            self._advance(record.offset)
             return
-        self.apply(record, offset)
+        self.apply(parsed, record.offset)
 
     def apply(self, record: WebhookRecord, offset: int) -> None:
         webhook_id = getattr(record, "webhook_id", None)
@@ -55,12 +55,19 @@ class WebhookTable:
                 self.webhooks.pop(webhook_id, None)
             else:
                 self.webhooks[webhook_id] = after
-            for listener in self._listeners:
-                listener(webhook_id, after)
+            self._tell(webhook_id, after)
         self._advance(offset)
-        waiter = self._record_waiters.pop(record.record_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(offset)
+
+    def reset(self) -> None:
+        """Forget every webhook (the stream was lost and is read again from its start)."""
+        gone, self.webhooks = list(self.webhooks), {}
+        self.offset = -1
+        for webhook_id in gone:
+            self._tell(webhook_id, None)
+
+    def _tell(self, webhook_id: str, state: WebhookState | None) -> None:
+        for listener in self._listeners:
+            listener(webhook_id, state)
 
     def _advance(self, offset: int) -> None:
         self.offset = offset
@@ -75,18 +82,23 @@ class WebhookTable:
                 still_waiting.append((wanted, future))
         self._offset_waiters = still_waiting
 
-    def expect(self, record_id: str) -> asyncio.Future[int]:
-        """A future of the offset the record will be applied at; ask before publishing it."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._record_waiters[record_id] = future
-        future.add_done_callback(lambda _: self._record_waiters.pop(record_id, None))
-        return future
-
     async def wait_for_offset(self, offset: int, timeout_s: float) -> None:
-        """Wait until the table has applied everything up to `offset`."""
+        """Wait until the table has applied everything up to `offset`; TimeoutError after
+        `timeout_s`, leaving no waiter behind."""
         if offset <= self.offset:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._offset_waiters.append((offset, future))
-        async with asyncio.timeout(timeout_s):
-            await future
+        entry = (offset, future)
+        self._offset_waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await future
+        finally:
+            future.cancel()
+            if entry in self._offset_waiters:  # timed out or cancelled: leave nothing behind
+                self._offset_waiters.remove(entry)
+
+    @property
+    def waiters(self) -> int:
+        """How many are waiting for an offset (a gauge, and a check that none are left behind)."""
+        return len(self._offset_waiters)

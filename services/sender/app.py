@@ -16,17 +16,26 @@ from services.runtime.broker import (
     redeclare_on_reconnect,
 )
 from services.runtime.consuming import WorkConsumer
+from services.runtime.pausing import StreamStateFollower
 from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
 from services.sender.dispatch import Dispatcher
+from services.sender.endpoints import EndpointGate
 from services.sender.metrics import SenderMetrics
 from services.sender.settings import SenderSettings
+from services.sender.settled import SettledLog
 from services.sender.targets import GuardedResolver, TargetPolicy
 
 
 def create_app(settings: SenderSettings) -> web.Application:
     registry = CollectorRegistry()
-    metrics = SenderMetrics(registry)
+    gate = EndpointGate(
+        limit=settings.endpoint_concurrency,
+        failures_to_open=settings.circuit_failures,
+        open_s=settings.circuit_open_s,
+        max_open_s=settings.circuit_max_open_s,
+    )
+    metrics = SenderMetrics(registry, lambda: gate.open_circuits)
     app = base_app(registry)
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -36,7 +45,17 @@ def create_app(settings: SenderSettings) -> web.Application:
         await declare_topology(connection, topology)
         redeclare_on_reconnect(connection, topology)
         publisher = await Publisher.open(connection, settings.publish_timeout_s)
-        webhook_log = WebhookLog(connection, publisher, topology)
+        pauser = StreamStateFollower()
+        webhook_log = WebhookLog(
+            connection, publisher, topology, on_lost=pauser.lost, on_current=pauser.current
+        )
+        settled = SettledLog(
+            connection,
+            publisher,
+            topology,
+            capacity=settings.settled_capacity,
+            lookback_s=settings.settled_lookback_s,
+        )
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=settings.concurrency, resolver=GuardedResolver(policy), ttl_dns_cache=60
@@ -48,32 +67,44 @@ def create_app(settings: SenderSettings) -> web.Application:
             publisher=publisher,
             topology=topology,
             webhook_log=webhook_log,
+            settled=settled,
+            gate=gate,
             session=session,
             policy=policy,
             metrics=metrics,
             schedule_s=settings.retry_schedule,
             attempt_timeout_s=settings.attempt_timeout_s,
             table_wait_s=settings.table_wait_s,
+            hold_s=settings.hold_s,
         )
         consumer = WorkConsumer(
             connection,
+            publisher,
             topology.deliver_queue,
             topology.queues()[topology.deliver_queue],
             dispatcher.handle,
             prefetch=settings.concurrency,
+            quarantine_queue=topology.quarantine_queue,
+            metrics=metrics.consumer,
+            label="deliver",
+            hold_s=settings.hold_s,
         )
+        pauser.consumers.append(consumer)
         app[READINESS]["broker"] = lambda: is_connected(connection)
         app[READINESS]["webhooks_synced"] = lambda: webhook_log.synced
         app[READINESS]["consuming"] = lambda: consumer.consuming
         try:
+            await settled.start("sender")
             await webhook_log.start("sender")
             await consumer.start()
             yield
         finally:
             # In-flight attempts may finish (each bounded by its deadline); the rest returns.
             await consumer.stop(grace_s=settings.attempt_timeout_s + 5)
+            await pauser.close()
             await session.close()
             await webhook_log.stop()
+            await settled.stop()
             await publisher.close()
             await connection.close()
 

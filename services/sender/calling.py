@@ -1,4 +1,7 @@
-"""Making one call and saying what came of it: success, or why not in a few words."""
+"""Making one call and saying what came of it: a status, or why there was none, in a few words.
+
+Every failure of the call is a result, never an exception: classifying it is `fate.decide`'s job.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +10,33 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
+from typing import Literal
 
 import aiohttp
 
 from services.sender.request import PreparedRequest
+from services.sender.retry_after import parse_retry_after
+from services.sender.sanitize import clean_text
 from services.sender.targets import TargetPolicy, TargetRefused
 
 # Read at most this much of a response: we only want to know the call was answered.
 MAX_RESPONSE_BYTES = 64 * 1024
+
+# What happened, as a closed set: answered (with a status), or why there was no answer.
+CallKind = Literal["answered", "timeout", "connect_error", "refused", "invalid_target", "error"]
 
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
     """What one attempt got: a status, or an error that says why there was none."""
 
+    kind: CallKind
     status_code: int | None
     error: str | None
     duration_s: float
+    retry_after_s: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -35,23 +47,20 @@ class CallResult:
         """A closed set for metric labels: 1xx…5xx, timeout, connect_error, refused, error."""
         if self.status_code is not None:
             return f"{self.status_code // 100}xx"
-        if self.error and self.error.startswith("timeout"):
-            return "timeout"
-        if self.error and self.error.startswith("connect"):
-            return "connect_error"
-        if self.error and self.error.startswith("refused"):
-            return "refused"
-        return "error"
+        if self.kind == "invalid_target":
+            return "error"
+        return self.kind
 
 
 def describe_status(status: int, reason: str | None) -> str:
-    """`404 Not Found`: the status and its phrase, as Xurrent shows `last_error`."""
+    """`404 Not Found`: the status and its phrase, as Xurrent shows `last_error`; the phrase the
+    subscriber sent is cleaned and capped."""
     if not reason:
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = ""
-    return f"{status} {reason}".strip()
+    return clean_text(f"{status} {reason}".strip())
 
 
 async def call(
@@ -67,6 +76,8 @@ async def call(
     started = time.monotonic()
     status: int | None = None
     error: str | None = None
+    kind: CallKind = "answered"
+    retry_after_s: float | None = None
     try:
         policy.check_url(request.url)  # aiohttp skips the resolver's check for IP literals
         async with asyncio.timeout(timeout_s):
@@ -80,21 +91,36 @@ async def call(
                 status = response.status
                 if not 200 <= status < 300:
                     error = describe_status(status, response.reason)
+                if status in (429, 503):
+                    retry_after_s = parse_retry_after(
+                        response.headers.get("Retry-After"), now=datetime.now(UTC)
+                    )
                 await response.content.read(MAX_RESPONSE_BYTES)
     except TimeoutError:
-        error = error or (None if status else f"timeout after {timeout_s:g}s")
+        if status is None:
+            kind, error = "timeout", f"timeout after {timeout_s:g}s"
     except TargetRefused as exc:
-        error = f"refused: {exc}"
+        kind, error = "refused", f"refused: {exc}"
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, TargetRefused):
-            error = f"refused: {exc.os_error}"
+            kind, error = "refused", f"refused: {exc.os_error}"
         else:
-            error = f"connect failed: {_reason(exc)}"
+            kind, error = "connect_error", f"connect failed: {_reason(exc)}"
+    except aiohttp.ClientResponseError as exc:
+        if status is None:  # aiohttp could not parse the answer, and made up a 400 for it
+            kind, error = "error", f"unreadable response: {exc.message}"
     except aiohttp.ClientError as exc:
-        error = error or (None if status else f"request failed: {_reason(exc)}")
+        if status is None:
+            kind, error = "error", f"request failed: {_reason(exc)}"
     except (ValueError, UnicodeError) as exc:  # a URL the client cannot use (bad IDNA, say)
-        error = f"invalid target: {exc}"
-    return CallResult(status_code=status, error=error, duration_s=time.monotonic() - started)
+        kind, error = "invalid_target", f"invalid target: {exc}"
+    return CallResult(
+        kind=kind,
+        status_code=status,
+        error=clean_text(error) if error is not None else None,
+        duration_s=time.monotonic() - started,
+        retry_after_s=retry_after_s,
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,13 +1,17 @@
-"""A delivery message's life in the sender: prepare, call, decide, record, then settle.
+"""A delivery message's life in the sender, as a pipeline: read, find the webhook, skip what is
+recorded already, pass the endpoint's gate (or park), call, decide, record, then hand the outcome
+to the runtime, which settles the message.
 
-The message is acked only once what follows it is confirmed by the broker: the outcome record in
-the delivery log, and the retry or dead-letter message when there is one.
+The message is acked only once what follows it is confirmed by the broker: first the retry, dead
+letter, disable or notice the decision produced, then the attempt's record in the delivery log.
+The record comes last because it is what says "this attempt is settled" to every sender.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import aiohttp
@@ -15,25 +19,36 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask
-from schemas.topology import REASON_HEADER, Topology, delay_label
-from schemas.webhooks import WebhookState
+from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask, log_record_id
+from schemas.mail import FailureNotice
+from schemas.topology import ATTEMPTS_HEADER, REASON_HEADER, Topology, delay_label
+from schemas.webhooks import WebhookDisabled, WebhookState
 from services.runtime.broker import Publisher
-from services.runtime.consuming import (
-    Publish,
-    channel_closed,
-    publish_until_confirmed,
-    quarantine,
-    settle,
-)
+from services.runtime.consuming import Publish, confirm, may_repeat
+from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import CallResult, call
-from services.sender.fate import Decision, decide
+from services.sender.endpoints import Admitted, EndpointGate, Refused
+from services.sender.fate import Decision, cancelled, decide
 from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
+from services.sender.retry import tier_for
+from services.sender.sanitize import clean_text
+from services.sender.settled import SettledLog
 from services.sender.targets import TargetPolicy
 
 log = structlog.get_logger(__name__)
+
+# A parked delivery waits at least this long before it is tried again.
+MIN_PARK_S = 1.0
+
+
+class TaskUnreadable(Unreadable):
+    """Before the attempt: the message on the deliver queue is not a delivery."""
+
+
+class TableBehind(HoldExpired):
+    """Before the attempt: the webhook table did not reach the revision the router routed with."""
 
 
 class Dispatcher:
@@ -45,142 +60,262 @@ class Dispatcher:
         publisher: Publisher,
         topology: Topology,
         webhook_log: WebhookLog,
+        settled: SettledLog,
+        gate: EndpointGate,
         session: aiohttp.ClientSession,
         policy: TargetPolicy,
         metrics: SenderMetrics,
         schedule_s: Sequence[float],
         attempt_timeout_s: float,
         table_wait_s: float,
+        hold_s: float,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
         self._webhook_log = webhook_log
         self._table = webhook_log.table
+        self._settled = settled
+        self._gate = gate
         self._session = session
         self._policy = policy
         self._metrics = metrics
         self._schedule_s = tuple(schedule_s)
         self._attempt_timeout_s = attempt_timeout_s
         self._table_wait_s = table_wait_s
+        self._hold_s = hold_s
+        # Attempts being made now, so a second copy of one waits for the first's record.
+        self._attempting: dict[tuple[str, int], asyncio.Future[None]] = {}
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        try:
-            task = DELIVERY_TASK.validate_json(message.body)
-        except ValidationError as error:
-            if await quarantine(
-                self._publisher,
-                self._topology.quarantine_queue,
-                message,
-                reason=f"not a delivery: {error}",
-                source=self._topology.deliver_queue,
-            ):
-                self._metrics.messages_quarantined.labels(queue="deliver").inc()
-            return
+    async def handle(self, message: AbstractIncomingMessage) -> Outcome:
+        task = read_task(message)
+        webhook = await self._webhook_as_routed(task)
+        key = (task.delivery_id, task.attempt)
+        if await self._recorded_already(message, key):
+            return Done(then=lambda: self._dropped_repeat(task))
+        attempting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._attempting[key] = attempting
         self._metrics.in_flight.inc()
         try:
-            await self._deliver(message, task)
+            return await self._deliver(message, task, webhook)
         finally:
             self._metrics.in_flight.dec()
+            del self._attempting[key]
+            attempting.set_result(None)
 
-    async def _deliver(self, message: AbstractIncomingMessage, task: DeliveryTask) -> None:
-        log_ = log.bind(
-            delivery_id=task.delivery_id,
-            event_id=task.event.id,
-            webhook_id=task.webhook_id,
-            attempt=task.attempt,
-        )
-        webhook = await self._webhook_as_routed(message, task)
-        result: CallResult | None = None
-        reason: str | None
+    async def _deliver(
+        self, message: AbstractIncomingMessage, task: DeliveryTask, webhook: WebhookState | None
+    ) -> Outcome:
         if webhook is None:
-            decision, reason = Decision("cancelled"), "webhook deleted"
-        elif webhook.disabled and not task.test:
-            decision, reason = Decision("cancelled"), "webhook disabled"
-        else:
+            return await self._settle(message, task, webhook, cancelled("webhook deleted"), None)
+        if webhook.disabled and not task.test:
+            return await self._settle(message, task, webhook, cancelled("webhook disabled"), None)
+        # Test calls are single calls an operator asked for: they pass the gate.
+        admission = Admitted(webhook.id) if task.test else self._gate.admit(webhook.id)
+        if isinstance(admission, Refused):
+            return await self._park(message, task, admission)
+        result: CallResult | None = None
+        try:
             request = prepare_request(task, webhook, int(time.time()))
             result = await call(self._session, request, self._attempt_timeout_s, self._policy)
-            decision = decide(
-                succeeded=result.succeeded,
+        finally:
+            if not task.test:
+                self._gate.release(
+                    admission,
+                    succeeded=None if result is None else result.succeeded,
+                    duration_s=result.duration_s if result else 0.0,
+                    retry_after_s=result.retry_after_s if result else None,
+                )
+        assert result is not None, "call() returns every failure as a result"
+        decision = decide(result, attempt=task.attempt, test=task.test, schedule_s=self._schedule_s)
+        return await self._settle(message, task, webhook, decision, result)
+
+    async def _webhook_as_routed(self, task: DeliveryTask) -> WebhookState | None:
+        """The webhook as of the revision the router routed with, or newer.
+
+        While the table is behind, the message is held (that is the backpressure), for a bounded
+        time; then it goes back to the queue.
+        """
+        try:
+            await self._webhook_log.current(timeout_s=self._table_wait_s)
+            await self._table.wait_for_offset(task.webhook_revision, self._table_wait_s)
+        except TimeoutError:
+            raise TableBehind(
+                "table_behind",
+                f"webhook table at offset {self._table.offset}, not at {task.webhook_revision} "
+                f"within {self._table_wait_s:g}s",
+            ) from None
+        return self._table.get(task.webhook_id)
+
+    async def _recorded_already(
+        self, message: AbstractIncomingMessage, key: tuple[str, int]
+    ) -> bool:
+        """Whether this attempt has an outcome in the delivery log already.
+
+        A copy being attempted in this process now is waited for. For a message that may repeat
+        work, the delivery log is read up to now first.
+        """
+        while (first := self._attempting.get(key)) is not None:
+            await asyncio.shield(first)
+        if may_repeat(message):
+            try:
+                async with asyncio.timeout(self._hold_s):
+                    await self._settled.caught_up()
+            except TimeoutError:
+                raise HoldExpired(
+                    "hold_expired", f"delivery log not read up to now within {self._hold_s:g}s"
+                ) from None
+        return self._settled.recorded(*key)
+
+    async def _park(
+        self, message: AbstractIncomingMessage, task: DeliveryTask, refused: Refused
+    ) -> Outcome:
+        """Put the delivery aside, with its attempt number unchanged, and take the next message."""
+        delay_s = tier_for(max(refused.wait_s, MIN_PARK_S), self._topology.park_tiers_s)
+        queue = self._topology.park_queue(delay_s)
+
+        async def park() -> None:
+            await self._publisher.republish(message, queue, headers={REASON_HEADER: refused.reason})
+
+        await confirm(message, [park], what="park", hold_s=self._hold_s)
+
+        def parked() -> None:
+            self._metrics.parked.labels(reason=refused.reason).inc()
+            log.debug(
+                "delivery.parked",
+                delivery_id=task.delivery_id,
+                webhook_id=task.webhook_id,
                 attempt=task.attempt,
-                test=task.test,
-                schedule_s=self._schedule_s,
+                reason=refused.reason,
+                park_s=delay_s,
             )
-            reason = result.error
+
+        return Done(then=parked)
+
+    async def _settle(
+        self,
+        message: AbstractIncomingMessage,
+        task: DeliveryTask,
+        webhook: WebhookState | None,
+        decision: Decision,
+        result: CallResult | None,
+    ) -> Outcome:
+        """Confirm what the decision produced, then the attempt's record; then it may be acked."""
+        now = datetime.now(UTC)
         record = DeliveryAttempted(
             delivery_id=task.delivery_id,
             event_id=task.event.id,
             event_type=task.event.type,
             webhook_id=task.webhook_id,
             attempt=task.attempt,
-            at=datetime.now(UTC),
+            at=now,
             outcome=decision.outcome,
             status_code=result.status_code if result else None,
-            error=reason,
+            error=decision.reason,
             duration_s=round(result.duration_s, 6) if result else None,
             next_attempt_in_s=decision.delay_s,
             test=task.test,
         )
-        publishes = [self._log_publish(record)]
+        produced = self._produced_by(task, webhook, decision, now)
+        if produced:
+            await confirm(message, produced, what=decision.outcome, hold_s=self._hold_s)
+        await confirm(message, [self._log_publish(record)], what="record", hold_s=self._hold_s)
+        self._settled.add(task.delivery_id, task.attempt)
+        return Done(then=lambda: self._attempted(record, decision, result))
+
+    def _produced_by(
+        self,
+        task: DeliveryTask,
+        webhook: WebhookState | None,
+        decision: Decision,
+        now: datetime,
+    ) -> list[Publish]:
+        """The messages a decision produces besides its record."""
+        produced: list[Publish] = []
         if decision.outcome == "retry_scheduled":
             assert decision.delay_s is not None
-            publishes.append(self._retry_publish(task, decision.delay_s, reason))
+            produced.append(self._retry_publish(task, decision.delay_s, decision.reason))
         elif decision.outcome == "dead_lettered":
-            publishes.append(self._dead_letter_publish(task, reason))
-        if not await publish_until_confirmed(message, publishes, what=decision.outcome):
-            return  # the channel is gone: the broker redelivers, nothing is acked
-        if not await settle(message.ack()):
-            return
-        self._count(decision, result)
-        log_.info(
-            "delivery.attempted",
-            outcome=decision.outcome,
-            status_code=record.status_code,
-            error=reason,
-            duration_s=record.duration_s,
-            next_attempt_in_s=decision.delay_s,
-            test=task.test or None,
-        )
-
-    async def _webhook_as_routed(
-        self, message: AbstractIncomingMessage, task: DeliveryTask
-    ) -> WebhookState | None:
-        """The webhook as of the revision the router routed with, or newer.
-
-        While the table is behind, the message is held (not requeued): that is the backpressure.
-        """
-        await self._webhook_log.current()  # not while reconnecting: changes may be unread
-        while True:
-            try:
-                await self._table.wait_for_offset(task.webhook_revision, self._table_wait_s)
-                return self._table.get(task.webhook_id)
-            except TimeoutError:
-                log.warning(
-                    "webhook_table.behind",
-                    wanted=task.webhook_revision,
-                    have=self._table.offset,
-                    delivery_id=task.delivery_id,
+            produced.append(self._dead_letter_publish(task, decision.reason))
+        if decision.disable and webhook is not None and not webhook.disabled:
+            reason = clean_text(f"the endpoint answered {decision.reason}")
+            produced.append(self._disable_publish(webhook, reason, now))
+            if webhook.mail_exceptions_to:
+                produced.append(
+                    self._notice_publish(
+                        FailureNotice(kind="disabled", webhook_id=webhook.id, at=now, reason=reason)
+                    )
                 )
-                if channel_closed(message):
-                    raise
+        if decision.outcome == "dead_lettered" and webhook and webhook.mail_exceptions_to:
+            produced.append(
+                self._notice_publish(
+                    FailureNotice(
+                        kind="dead_lettered",
+                        webhook_id=webhook.id,
+                        at=now,
+                        reason=decision.reason or "",
+                        delivery_id=task.delivery_id,
+                        event_id=task.event.id,
+                        event_type=task.event.type,
+                        attempts=task.attempt,
+                    )
+                )
+            )
+        return produced
 
-    def _count(self, decision: Decision, result: CallResult | None) -> None:
-        self._metrics.outcomes.labels(outcome=decision.outcome).inc()
+    def _attempted(
+        self, record: DeliveryAttempted, decision: Decision, result: CallResult | None
+    ) -> None:
+        """Count and log an attempt once its message is acked: one line per attempt."""
+        metrics = self._metrics
+        metrics.outcomes.labels(outcome=decision.outcome).inc()
         if result is not None:
-            self._metrics.attempts.labels(status_class=result.status_class).inc()
-            self._metrics.attempt_duration.labels(
+            metrics.attempts.labels(status_class=result.status_class).inc()
+            metrics.attempt_duration.labels(
                 result="success" if result.succeeded else "failure"
             ).observe(result.duration_s)
         if decision.outcome == "retry_scheduled" and decision.delay_s is not None:
-            self._metrics.retries.labels(tier=delay_label(decision.delay_s)).inc()
+            metrics.retries.labels(tier=delay_label(decision.delay_s)).inc()
         elif decision.outcome == "dead_lettered":
-            self._metrics.dead_letters.inc()
+            metrics.dead_letters.inc()
+        if decision.disable:
+            metrics.webhooks_disabled.inc()
+        failed = decision.outcome in ("retry_scheduled", "dead_lettered", "failed")
+        emit: Callable[..., None] = log.warning if failed else log.info
+        emit(
+            "delivery.attempted",
+            delivery_id=record.delivery_id,
+            event_id=record.event_id,
+            webhook_id=record.webhook_id,
+            attempt=record.attempt,
+            outcome=record.outcome,
+            status_code=record.status_code,
+            error=record.error,
+            duration_s=record.duration_s,
+            next_attempt_in_s=record.next_attempt_in_s,
+            test=record.test or None,
+            disabled_webhook=decision.disable or None,
+        )
+
+    def _dropped_repeat(self, task: DeliveryTask) -> None:
+        self._metrics.repeats_dropped.inc()
+        log.info(
+            "delivery.already_recorded",
+            delivery_id=task.delivery_id,
+            webhook_id=task.webhook_id,
+            attempt=task.attempt,
+        )
 
     def _log_publish(self, record: DeliveryAttempted) -> Publish:
         body = record.model_dump_json(exclude_none=True).encode()
+        record_id = log_record_id(record.delivery_id, record.attempt)
 
         async def publish() -> None:
             await self._publisher.publish(
-                "", self._topology.delivery_log_stream, body, message_type=record.kind
+                "",
+                self._topology.delivery_log_stream,
+                body,
+                message_id=record_id,
+                message_type=record.kind,
             )
 
         return publish
@@ -205,7 +340,31 @@ class Dispatcher:
                 self._topology.dead_queue,
                 body,
                 message_id=task.delivery_id,
-                headers={REASON_HEADER: reason or "", "x-hookline-attempts": task.attempt},
+                headers={REASON_HEADER: reason or "", ATTEMPTS_HEADER: task.attempt},
             )
 
         return publish
+
+    def _disable_publish(self, webhook: WebhookState, reason: str, now: datetime) -> Publish:
+        record = WebhookDisabled(at=now, webhook_id=webhook.id, reason=reason)
+
+        async def publish() -> None:
+            await self._webhook_log.publish(record)
+
+        return publish
+
+    def _notice_publish(self, notice: FailureNotice) -> Publish:
+        body = notice.model_dump_json(exclude_none=True).encode()
+
+        async def publish() -> None:
+            await self._publisher.publish("", self._topology.mail_queue, body)
+
+        return publish
+
+
+def read_task(message: AbstractIncomingMessage) -> DeliveryTask:
+    """The delivery a message carries, or TaskUnreadable saying what is wrong."""
+    try:
+        return DELIVERY_TASK.validate_json(message.body)
+    except ValidationError as error:
+        raise TaskUnreadable(f"not a delivery: {clean_text(str(error))}") from None

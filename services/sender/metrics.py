@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.runtime.metrics import LATENCY_BUCKETS_S, quarantined_total
+from services.runtime.metrics import LATENCY_BUCKETS_S, ConsumerMetrics
 
 
 class SenderMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, open_circuits: Callable[[], float]) -> None:
         self.attempts = Counter(
             "hookline_delivery_attempts_total",
             "HTTP attempts made, by what came back: 2xx…5xx, timeout, connect_error, refused "
@@ -25,7 +27,7 @@ class SenderMetrics:
         )
         self.outcomes = Counter(
             "hookline_deliveries_total",
-            "Delivery messages settled, by outcome (delivered, retry_scheduled, dead_lettered, "
+            "Delivery attempts settled, by outcome (delivered, retry_scheduled, dead_lettered, "
             "failed, cancelled).",
             ["outcome"],
             registry=registry,
@@ -38,7 +40,7 @@ class SenderMetrics:
         )
         self.dead_letters = Counter(
             "hookline_dead_letters_total",
-            "Deliveries that used up every attempt and went to the dead-letter queue.",
+            "Deliveries that went to the dead-letter queue: out of attempts, or failed for good.",
             registry=registry,
         )
         self.in_flight = Gauge(
@@ -46,4 +48,28 @@ class SenderMetrics:
             "Deliveries this sender is working on now.",
             registry=registry,
         )
-        self.messages_quarantined = quarantined_total(registry)
+        self.consumer = ConsumerMetrics(registry)
+        self.parked = Counter(
+            "hookline_deliveries_parked_total",
+            "Deliveries put aside without an attempt, by reason: endpoint_busy (at its limit of "
+            "concurrent attempts in this sender) or circuit_open.",
+            ["reason"],
+            registry=registry,
+        )
+        self.circuits_open = Gauge(
+            "hookline_circuits_open",
+            "Endpoints whose circuit is open (or half-open) in this sender.",
+            registry=registry,
+        )
+        self.circuits_open.set_function(open_circuits)
+        self.repeats_dropped = Counter(
+            "hookline_deliveries_repeat_dropped_total",
+            "Delivery messages not attempted because that attempt was already recorded (a "
+            "redelivery after a lost ack, or a copy routed twice).",
+            registry=registry,
+        )
+        self.webhooks_disabled = Counter(
+            "hookline_webhooks_disabled_total",
+            "Webhooks this sender disabled because their endpoint answered 410 Gone.",
+            registry=registry,
+        )

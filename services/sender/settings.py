@@ -18,6 +18,17 @@ class SenderSettings(ServiceSettings):
     allowed_targets: str = ""
     # How long to wait for the webhook table to reach the revision a router routed with.
     table_wait_s: float = Field(default=10.0, gt=0)
+    # Attempts in flight at once to one webhook's endpoint, in this sender; more are parked.
+    endpoint_concurrency: int = Field(default=8, ge=1, le=10_000)
+    # Consecutive failures that open an endpoint's circuit, and how long it stays open at first
+    # (doubling after each failed probe, up to the max).
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_open_s: float = Field(default=10.0, gt=0)
+    circuit_max_open_s: float = Field(default=300.0, gt=0)
+    # Recorded attempts each sender remembers, and how far back it reads the delivery log at start,
+    # to tell a repeated message from new work.
+    settled_capacity: int = Field(default=100_000, ge=1000)
+    settled_lookback_s: float = Field(default=60.0, ge=0)
 
     @field_validator("allowed_targets")
     @classmethod

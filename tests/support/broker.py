@@ -60,8 +60,11 @@ async def take_all(
     return taken
 
 
-async def read_stream(url: str, stream: str, *, expect: int, timeout_s: float = 20) -> list[bytes]:
-    """The first `expect` messages of a stream, read from its first offset."""
+async def read_stream(
+    url: str, stream: str, *, expect: int, timeout_s: float = 20, of_type: str | None = None
+) -> list[bytes]:
+    """The first `expect` messages of a stream (of the AMQP `type` given, if one is: readers'
+    markers are skipped that way), read from its first offset."""
     bodies: list[bytes] = []
     done = asyncio.Event()
     connection = await aio_pika.connect(url)
@@ -71,7 +74,8 @@ async def read_stream(url: str, stream: str, *, expect: int, timeout_s: float = 
         queue = await channel.get_queue(stream, ensure=False)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            bodies.append(message.body)
+            if of_type is None or message.type == of_type:
+                bodies.append(message.body)
             await message.ack()
             if len(bodies) >= expect:
                 done.set()

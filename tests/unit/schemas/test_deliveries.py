@@ -6,14 +6,11 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pytest
-
 from schemas.deliveries import (
     DeliveredPayload,
     DeliveryAttempted,
     Outcome,
     delivery_id_for,
-    last_error_after,
 )
 from schemas.events import Event
 
@@ -78,26 +75,3 @@ def test_body_timestamp_is_the_event_time(make_event: Callable[..., Event]) -> N
     """The body's timestamp is when the event happened."""
     body = json.loads(DeliveredPayload.of(make_event(), "wh_1").body())
     assert datetime.fromisoformat(body["timestamp"]) == AT
-
-
-def test_a_failure_sets_last_error() -> None:
-    """A failed attempt's error becomes the webhook's last_error."""
-    for outcome in ("retry_scheduled", "dead_lettered", "failed"):
-        assert last_error_after("old", attempted(outcome, "404 Not Found")) == "404 Not Found"
-
-
-def test_a_delivery_clears_last_error() -> None:
-    """A delivered attempt clears last_error."""
-    assert last_error_after("404 Not Found", attempted("delivered")) is None
-
-
-def test_a_cancelled_delivery_keeps_last_error() -> None:
-    """A cancelled delivery was not attempted, so last_error stays as it was."""
-    assert last_error_after("404 Not Found", attempted("cancelled")) == "404 Not Found"
-    assert last_error_after(None, attempted("cancelled")) is None
-
-
-@pytest.mark.parametrize("outcome", ["retry_scheduled", "dead_lettered", "failed"])
-def test_failures_set_last_error_from_none(outcome: Outcome) -> None:
-    """The first failure of a webhook sets its last_error."""
-    assert last_error_after(None, attempted(outcome, "timeout after 15s")) == "timeout after 15s"

@@ -15,7 +15,8 @@ def topology() -> Topology:
 def test_every_name_starts_with_the_prefix(topology: Topology) -> None:
     """Every exchange, queue and stream of an install is named under its prefix."""
     names = {*topology.queues(), *topology.exchanges(), *topology.retry_queues}
-    assert len(names) == 12  # 7 queues and streams, 3 retry tiers, 2 exchanges
+    # 9 queues and streams, 3 retry tiers, 4 park tiers, 2 exchanges
+    assert len(names) == 18
     assert all(name.startswith("hl-test.") for name in names)
 
 
@@ -33,6 +34,30 @@ def test_duplicated_delays_give_one_retry_queue() -> None:
     topology = Topology(prefix="p", retry_delays_s=(300.0, 5.0, 5, 300.0))
     assert topology.retry_queues == ("p.retry.5s", "p.retry.5m")
     assert [name for name in topology.queues() if ".retry." in name] == ["p.retry.5s", "p.retry.5m"]
+
+
+def test_park_tiers_return_to_the_deliver_queue_like_retry_tiers() -> None:
+    """Park tiers are TTL queues named by delay that dead-letter back to `deliver`."""
+    topology = Topology(prefix="p", park_delays_s=(5.0, 0.5, 5.0))
+    assert topology.park_tiers_s == (0.5, 5.0)
+    queues = topology.queues()
+    assert queues["p.park.500ms"] == topology.retry_queue_arguments(0.5)
+    assert queues["p.park.5s"]["x-message-ttl"] == 5000
+
+
+def test_the_mail_queue_has_one_active_consumer(topology: Topology) -> None:
+    """Failure notices are gathered into digests by one consumer at a time."""
+    assert topology.queues()[topology.mail_queue] == {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+    }
+
+
+def test_the_health_stream_is_bounded_by_age(topology: Topology) -> None:
+    """Health checkpoints are kept a day by default, in small segments so old ones go."""
+    arguments = topology.queues()[topology.health_stream]
+    assert (arguments["x-queue-type"], arguments["x-max-age"]) == ("stream", "1D")
+    assert arguments["x-stream-max-segment-size-bytes"] <= 64 * 1024 * 1024
 
 
 def test_retry_queue_arguments(topology: Topology) -> None:

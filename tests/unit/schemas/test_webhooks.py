@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from schemas.health import WebhookHealth
+from schemas.markers import ReaderSynced
 from schemas.webhooks import (
     MAX_DESCRIPTION_BYTES,
     WEBHOOK_RECORD,
-    ReaderSynced,
     WebhookCreate,
     WebhookCreated,
     WebhookDeleted,
+    WebhookDisabled,
     WebhookPatch,
     WebhookState,
     WebhookUpdated,
@@ -248,17 +250,42 @@ def test_records_round_trip_through_json_by_kind() -> None:
         created(),
         WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"uri": URI}),
         WebhookDeleted(at=LATER, webhook_id="wh_1"),
+        WebhookDisabled(at=LATER, webhook_id="wh_1", reason="410 Gone"),
         ReaderSynced(at=LATER, reader="sender-1"),
     ]
     for record in records:
         assert WEBHOOK_RECORD.validate_json(record.model_dump_json()) == record
 
 
-def test_state_public_shows_no_secret(make_webhook: Callable[..., WebhookState]) -> None:
-    """The API's view of a webhook carries last_error and never the secret."""
-    public = make_webhook().public(last_error="404 Not Found")
-    assert public.last_error == "404 Not Found"
+def test_state_public_shows_health_and_no_secret(
+    make_webhook: Callable[..., WebhookState],
+) -> None:
+    """The API's view of a webhook carries its endpoint's health and never the secret."""
+    health = WebhookHealth(last_error="404 Not Found", consecutive_failures=3, failing_since=LATER)
+    public = make_webhook().public(health)
+    assert (public.last_error, public.consecutive_failures) == ("404 Not Found", 3)
+    assert public.failing_since == LATER
     assert "secret" not in public.model_dump()
+    assert "enabled_at" not in public.model_dump()
+
+
+def test_evolve_disabled_by_hookline_and_enabled_again() -> None:
+    """`webhook.disabled` disables with its reason; enabling clears the reason, notes the time."""
+    state = evolve(None, created(), 1)
+    disabled = evolve(state, WebhookDisabled(at=LATER, webhook_id="wh_1", reason="410 Gone"), 2)
+    assert disabled is not None
+    assert (disabled.disabled, disabled.disabled_reason, disabled.revision) == (True, "410 Gone", 2)
+    again = datetime(2024, 6, 1, tzinfo=UTC)
+    enabled = evolve(
+        disabled, WebhookUpdated(at=again, webhook_id="wh_1", changes={"disabled": False}), 3
+    )
+    assert enabled is not None
+    assert (enabled.disabled, enabled.disabled_reason, enabled.enabled_at) == (False, None, again)
+    still = evolve(
+        enabled, WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"disabled": False}), 4
+    )
+    assert still is not None
+    assert still.enabled_at == again  # enabling an enabled webhook is no new start
 
 
 # --- ids and secrets ----------------------------------------------------------------------------

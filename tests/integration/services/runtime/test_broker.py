@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from aiormq.exceptions import ChannelPreconditionFailed
 
 from schemas.topology import Topology
-from services.runtime.broker import Publisher, PublishFailed, declare_topology
+from services.runtime.broker import Publisher, PublishFailed, TopologyMismatch, declare_topology
 from tests.conftest import Installs
 from tests.support.broker import message_count, take_all
 
@@ -74,6 +73,6 @@ async def test_only_missing_leaves_existing_queues_alone(
     """A client that does not know the install's settings does not clash with them."""
     installed = installs.add(Topology(prefix, events_max_age="1D"))
     await declare_topology(connection, installed)
-    with pytest.raises(ChannelPreconditionFailed):
+    with pytest.raises(TopologyMismatch, match=r"events\.log exists with other arguments"):
         await declare_topology(connection, Topology(prefix, events_max_age="7D"))
     await declare_topology(connection, Topology(prefix, events_max_age="7D"), only_missing=True)

@@ -35,7 +35,7 @@ async def test_reader_reads_in_order_and_resumes_without_rereading(
         connection,
         stream,
         topology.queues()[stream],
-        lambda body, offset: seen.append((offset, body)),
+        lambda record: seen.append((record.offset, record.body)),
     )
     try:
         for index in range(5):

@@ -108,6 +108,7 @@ class Upstream:
             self.settings.amqp_url.get_secret_value(),
             self.settings.topology.delivery_log_stream,
             expect=count,
+            of_type="delivery.attempted",
         )
         return [DeliveryAttempted.model_validate_json(body) for body in bodies]
 

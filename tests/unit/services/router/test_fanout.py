@@ -11,6 +11,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from schemas.events import Event, content_event_id
+from schemas.topology import ROUTING_KEY_HEADER
 from services.router.fanout import RecentIds, UnreadableEvent, read_event
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -24,6 +25,7 @@ class FakeMessage:
     routing_key: str | None = "problem.update"
     message_id: str | None = None
     timestamp: datetime | None = None
+    headers: dict[str, Any] | None = None
 
 
 def message(
@@ -33,12 +35,13 @@ def message(
     routing_key: str | None = "problem.update",
     message_id: str | None = None,
     timestamp: datetime | None = AT,
+    headers: dict[str, Any] | None = None,
 ) -> AbstractIncomingMessage:
     if body is None:
         if payload is None:
             payload = {"type": "problem.update", "data": {"subject": "printer on fire"}}
         body = json.dumps(payload).encode()
-    fake = FakeMessage(body, routing_key, message_id, timestamp)
+    fake = FakeMessage(body, routing_key, message_id, timestamp, headers)
     return cast(AbstractIncomingMessage, fake)
 
 
@@ -52,6 +55,17 @@ def test_a_valid_message_gives_a_stamped_event() -> None:
         "amqp-1",
         AT,
     )
+
+
+def test_a_republished_message_is_read_with_its_original_routing_key() -> None:
+    """After a republish straight to the queue, the routing key kept in a header is the one
+    checked against the type, and hashed for the id."""
+    body = json.dumps({"type": "problem.update", "data": {}}).encode()
+    republished = message(
+        body=body, routing_key="hl.route", headers={ROUTING_KEY_HEADER: "problem.update"}
+    )
+    event = read_event(republished)
+    assert event.id == content_event_id("problem.update", body)
 
 
 def test_the_id_in_the_body_wins_over_the_message_id() -> None:

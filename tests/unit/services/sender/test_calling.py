@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from services.sender.calling import CallResult, call, describe_status
 from services.sender.request import PreparedRequest
 from services.sender.targets import GuardedResolver, TargetPolicy, parse_networks
+from tests.support.hostile import HostileReceiver, MiB
 
 LOOPBACK = TargetPolicy(parse_networks("127.0.0.0/8"))
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -286,14 +288,94 @@ def test_describe_status(status: int, reason: str | None, text: str) -> None:
 @pytest.mark.parametrize(
     ("result", "status_class"),
     [
-        (CallResult(302, "302 Found", 0.1), "3xx"),
-        (CallResult(None, "timeout after 15s", 15.0), "timeout"),
-        (CallResult(None, "connect failed: connection refused", 0.1), "connect_error"),
-        (CallResult(None, "refused: 10.0.0.1 is not a public address", 0.0), "refused"),
-        (CallResult(None, "request failed: ServerDisconnectedError", 0.1), "error"),
+        (CallResult("answered", 302, "302 Found", 0.1), "3xx"),
+        (CallResult("timeout", None, "timeout after 15s", 15.0), "timeout"),
+        (
+            CallResult("connect_error", None, "connect failed: connection refused", 0.1),
+            "connect_error",
+        ),
+        (CallResult("refused", None, "refused: 10.0.0.1 is not a public address", 0.0), "refused"),
+        (CallResult("error", None, "request failed: ServerDisconnectedError", 0.1), "error"),
+        (CallResult("invalid_target", None, "invalid target: x", 0.0), "error"),
     ],
 )
 def test_status_class_is_a_closed_set(result: CallResult, status_class: str) -> None:
     """Each result falls in one metric label: a status class, or the kind of error."""
     assert result.status_class == status_class
     assert not result.succeeded
+
+
+# --- hostile answers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileReceiver]:
+    server = HostileReceiver(sleep_s=5, trickle_interval_s=0.2, huge_bytes=8 * MiB)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def hostile_call(server: HostileReceiver, path: str, timeout_s: float = 1.0) -> CallResult:
+    async with aiohttp.ClientSession() as client:
+        return await call(client, post(f"{server.url}{path}"), timeout_s, LOOPBACK)
+
+
+async def test_a_reason_that_is_not_utf8_becomes_valid_text(hostile: HostileReceiver) -> None:
+    """Bytes that are not UTF-8 in the status line are replaced: the error can be stored as JSON."""
+    result = await hostile_call(hostile, "/bad-reason")
+    assert result.status_code == 500
+    assert result.error == "500 Bad \ufffd\ufffd Reason"
+    json.dumps(result.error).encode()  # no lone surrogates left
+
+
+async def test_an_8kb_reason_is_an_unreadable_response_capped_at_1kib(
+    hostile: HostileReceiver,
+) -> None:
+    """aiohttp refuses an 8 KB status line; the error says so, in at most 1 KiB."""
+    result = await hostile_call(hostile, "/long-reason")
+    assert result.status_code is None
+    assert result.error is not None
+    assert result.error.startswith("unreadable response:")
+    assert len(result.error.encode()) <= 1024
+
+
+async def test_a_long_but_parseable_reason_is_capped(hostile: HostileReceiver) -> None:
+    """A reason aiohttp accepts (4 KB) is kept only up to 1 KiB."""
+    hostile.long_reason_bytes = 4000
+    result = await hostile_call(hostile, "/long-reason")
+    assert result.status_code == 500
+    assert result.error is not None
+    assert len(result.error.encode()) <= 1024
+    assert result.error.endswith("…")
+
+
+async def test_retry_after_is_read_on_a_429(hostile: HostileReceiver) -> None:
+    """A 429's Retry-After, in seconds or as an HTTP date, is part of the result."""
+    hostile.retry_after = "120"
+    result = await hostile_call(hostile, "/rate-limited")
+    assert (result.status_code, result.retry_after_s) == (429, 120.0)
+    hostile.retry_after = "Wed, 21 Oct 2015 07:28:00 GMT"  # in the past: no wait
+    assert (await hostile_call(hostile, "/rate-limited")).retry_after_s == 0.0
+
+
+@pytest.mark.parametrize("path", ["/sleep", "/trickle", "/trickle-head", "/silent", "/endless"])
+async def test_hostile_answers_end_by_the_deadline(hostile: HostileReceiver, path: str) -> None:
+    """Sleeping, trickling, silent and endless answers all end by the attempt's deadline."""
+    started = asyncio.get_running_loop().time()
+    result = await hostile_call(hostile, path, timeout_s=0.5)
+    assert asyncio.get_running_loop().time() - started < 1.5
+    if path in ("/trickle", "/endless"):  # the status line came: it decides
+        assert (result.status_code, result.succeeded) == (200, True)
+    else:
+        assert (result.kind, result.error) == ("timeout", "timeout after 0.5s")
+    await hostile.wait_until_closed(timeout_s=2)
+
+
+async def test_a_huge_body_is_read_only_as_far_as_needed(hostile: HostileReceiver) -> None:
+    """Of an 8 MiB answer only the first 64 KiB are read: the connection is dropped."""
+    result = await hostile_call(hostile, "/huge")
+    assert result.succeeded
+    [exchange] = hostile.to("/huge")
+    await hostile.wait_until_closed(timeout_s=2)
+    assert exchange.bytes_sent < 8 * MiB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sender.retry import max_attempts, next_delay_s
+from services.sender.retry import max_attempts, next_delay_s, tier_for
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 
@@ -31,3 +31,17 @@ def test_attempts_count_from_one(attempt: int) -> None:
     """An attempt number below 1 is a programming error."""
     with pytest.raises(ValueError, match="attempts count from 1"):
         next_delay_s(attempt, SCHEDULE)
+
+
+@pytest.mark.parametrize(
+    ("wait_s", "tier_s"), [(0.0, 1.0), (1.0, 1.0), (1.5, 5.0), (30.0, 30.0), (10_000.0, 300.0)]
+)
+def test_tier_for_rounds_up_to_a_tier_and_caps_at_the_longest(wait_s: float, tier_s: float) -> None:
+    """A wait goes to the shortest tier at least that long, or the longest there is."""
+    assert tier_for(wait_s, (300.0, 1.0, 30.0, 5.0)) == tier_s
+
+
+def test_tier_for_needs_tiers() -> None:
+    """Without tiers there is nowhere to wait."""
+    with pytest.raises(ValueError, match="no tiers"):
+        tier_for(1.0, ())

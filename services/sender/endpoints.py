@@ -1,0 +1,139 @@
+"""Per-endpoint isolation in one sender: a limit on concurrent attempts and a circuit breaker.
+
+An endpoint here is a webhook. A sender asks `admit` before an attempt; when the endpoint is at its
+limit or its circuit is open, the answer says how long to stay away, and the delivery is parked
+instead of holding a prefetch slot. After `failures_to_open` consecutive failures the circuit opens
+for `open_s`; when that has passed one probe goes through (half-open): a success closes the
+circuit, a failure opens it again for twice as long, up to `max_open_s`. A `Retry-After` keeps it
+open at least that long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+ParkReason = Literal["endpoint_busy", "circuit_open"]
+# How much one attempt's duration moves the running average a busy endpoint is parked by.
+DURATION_WEIGHT = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An attempt may go; `release` it when done."""
+
+    key: str
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Not now: stay away from this endpoint for about `wait_s`."""
+
+    reason: ParkReason
+    wait_s: float
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    in_flight: int = 0
+    consecutive_failures: int = 0
+    open_until: float | None = None  # set while the circuit is open (or half-open once passed)
+    open_for_s: float = 0.0
+    probing: bool = False
+    mean_duration_s: float = 0.0
+
+    @property
+    def idle(self) -> bool:
+        return self.in_flight == 0 and self.consecutive_failures == 0 and self.open_until is None
+
+
+class EndpointGate:
+    """Admits attempts per endpoint; its state is this process's own (each sender learns alone)."""
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        failures_to_open: int,
+        open_s: float,
+        max_open_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limit = limit
+        self._failures_to_open = failures_to_open
+        self._open_s = open_s
+        self._max_open_s = max_open_s
+        self._clock = clock
+        self._endpoints: dict[str, _Endpoint] = {}
+
+    def admit(self, key: str) -> Admitted | Refused:
+        """Whether an attempt to `key` may start now."""
+        endpoint = self._endpoints.setdefault(key, _Endpoint())
+        if endpoint.open_until is not None:
+            now = self._clock()
+            if now < endpoint.open_until:
+                return Refused("circuit_open", endpoint.open_until - now)
+            if endpoint.probing:  # half-open, and the one probe is out
+                return Refused("circuit_open", max(endpoint.mean_duration_s, self._open_s))
+            endpoint.probing = True
+            endpoint.in_flight += 1
+            return Admitted(key, probe=True)
+        if endpoint.in_flight >= self._limit:
+            return Refused("endpoint_busy", endpoint.mean_duration_s)
+        endpoint.in_flight += 1
+        return Admitted(key)
+
+    def release(
+        self,
+        admitted: Admitted,
+        *,
+        succeeded: bool | None,
+        duration_s: float = 0.0,
+        retry_after_s: float | None = None,
+    ) -> None:
+        """The attempt is over: `succeeded` None when no call was made."""
+        endpoint = self._endpoints.get(admitted.key)
+        if endpoint is None:
+            return
+        endpoint.in_flight = max(0, endpoint.in_flight - 1)
+        if admitted.probe:
+            endpoint.probing = False
+        if succeeded is not None:
+            endpoint.mean_duration_s += DURATION_WEIGHT * (duration_s - endpoint.mean_duration_s)
+        if succeeded:
+            endpoint.consecutive_failures = 0
+            endpoint.open_until = None
+            endpoint.open_for_s = 0.0
+        elif succeeded is False:
+            self._failed(endpoint, admitted.probe, retry_after_s)
+        if endpoint.idle:
+            del self._endpoints[admitted.key]  # memory follows the endpoints in trouble
+
+    def _failed(self, endpoint: _Endpoint, probe: bool, retry_after_s: float | None) -> None:
+        endpoint.consecutive_failures += 1
+        now = self._clock()
+        if probe:
+            endpoint.open_for_s = min(max(endpoint.open_for_s, self._open_s) * 2, self._max_open_s)
+            endpoint.open_until = now + endpoint.open_for_s
+        elif (
+            endpoint.open_until is None and endpoint.consecutive_failures >= self._failures_to_open
+        ):
+            endpoint.open_for_s = self._open_s
+            endpoint.open_until = now + self._open_s
+        if retry_after_s:
+            asked_until = now + min(retry_after_s, self._max_open_s)
+            if endpoint.open_until is None or endpoint.open_until < asked_until:
+                endpoint.open_until = asked_until
+                endpoint.open_for_s = max(endpoint.open_for_s, min(retry_after_s, self._max_open_s))
+
+    @property
+    def open_circuits(self) -> int:
+        """Endpoints whose circuit is open or half-open now."""
+        return sum(1 for endpoint in self._endpoints.values() if endpoint.open_until is not None)
+
+    def circuit_open(self, key: str) -> bool:
+        endpoint = self._endpoints.get(key)
+        return endpoint is not None and endpoint.open_until is not None

@@ -1,0 +1,33 @@
+"""Anything a subscriber sends back is hostile input: status reasons, headers and bodies are made
+valid UTF-8, stripped of control characters and capped before they are logged, stored or
+published.
+
+aiohttp decodes a status line with `surrogateescape`, so a reason with bytes that are not UTF-8
+reaches us as lone surrogates, which no JSON encoder accepts (that crashed the sender once).
+"""
+
+from __future__ import annotations
+
+import re
+
+# `last_error` and every other stored reason are at most this long, in UTF-8 bytes.
+MAX_ERROR_BYTES = 1024
+# Control characters but the tab: a newline in a reason could forge a log line.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+ELLIPSIS = "…"
+
+
+def clean_text(text: str, max_bytes: int = MAX_ERROR_BYTES) -> str:
+    """`text` as valid UTF-8 without control characters, at most `max_bytes` long (cut with …)."""
+    valid = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    flat = _CONTROL.sub(" ", valid)
+    encoded = flat.encode()
+    if len(encoded) <= max_bytes:
+        return flat
+    room = max_bytes - len(ELLIPSIS.encode())
+    return encoded[:room].decode("utf-8", "ignore") + ELLIPSIS
+
+
+def clean_bytes(body: bytes, max_bytes: int) -> str:
+    """A response body as text to show: valid UTF-8, no control characters, capped."""
+    return clean_text(body[: max_bytes * 2].decode("utf-8", "replace"), max_bytes)

@@ -1,0 +1,138 @@
+"""Per-endpoint isolation: a limit on concurrent attempts, and a circuit breaker."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.sender.endpoints import Admitted, EndpointGate, Refused
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def gate(clock: Clock) -> EndpointGate:
+    return EndpointGate(limit=2, failures_to_open=3, open_s=10, max_open_s=60, clock=clock)
+
+
+def admitted(gate: EndpointGate, key: str = "wh_1") -> Admitted:
+    answer = gate.admit(key)
+    assert isinstance(answer, Admitted), answer
+    return answer
+
+
+def fail(gate: EndpointGate, key: str = "wh_1", **extra: float) -> None:
+    gate.release(admitted(gate, key), succeeded=False, duration_s=1.0, **extra)
+
+
+def test_an_endpoint_at_its_limit_is_busy_and_others_are_not(gate: EndpointGate) -> None:
+    """Two attempts in flight fill one endpoint; another endpoint is not affected."""
+    first, _second = admitted(gate), admitted(gate)
+    assert gate.admit("wh_1") == Refused("endpoint_busy", 0.0)
+    admitted(gate, "wh_2")
+    gate.release(first, succeeded=True, duration_s=0.5)
+    admitted(gate)
+
+
+def test_a_busy_endpoint_is_parked_for_about_its_attempt_duration(gate: EndpointGate) -> None:
+    """The wait a busy endpoint asks for follows how long its attempts take."""
+    admitted(gate)  # one stays in flight throughout, as on a busy endpoint
+    for _ in range(20):
+        gate.release(admitted(gate), succeeded=True, duration_s=4.0)
+    admitted(gate)
+    refused = gate.admit("wh_1")
+    assert isinstance(refused, Refused)
+    assert refused.reason == "endpoint_busy"
+    assert 3.0 < refused.wait_s <= 4.0
+
+
+def test_consecutive_failures_open_the_circuit(gate: EndpointGate, clock: Clock) -> None:
+    """Three failures in a row open the circuit for 10 s: no attempt, the rest of it to wait."""
+    fail(gate)
+    fail(gate)
+    assert gate.open_circuits == 0
+    fail(gate)
+    assert gate.open_circuits == 1
+    clock.now += 4
+    assert gate.admit("wh_1") == Refused("circuit_open", 6.0)
+    admitted(gate, "wh_2")  # other endpoints go on
+
+
+def test_a_success_between_failures_keeps_it_closed(gate: EndpointGate) -> None:
+    """Failures that are not consecutive never open the circuit."""
+    for _ in range(10):
+        fail(gate)
+        fail(gate)
+        gate.release(admitted(gate), succeeded=True, duration_s=0.1)
+    assert gate.open_circuits == 0
+
+
+def test_half_open_lets_one_probe_through(gate: EndpointGate, clock: Clock) -> None:
+    """Once open time has passed, one probe goes; the rest wait while it is out."""
+    for _ in range(3):
+        fail(gate)
+    clock.now += 10
+    probe = admitted(gate)
+    assert probe.probe
+    refused = gate.admit("wh_1")
+    assert isinstance(refused, Refused)
+    assert refused.reason == "circuit_open"
+    gate.release(probe, succeeded=True, duration_s=0.1)
+    assert gate.open_circuits == 0
+    admitted(gate), admitted(gate)
+
+
+def test_a_failed_probe_doubles_the_open_time_up_to_the_max(
+    gate: EndpointGate, clock: Clock
+) -> None:
+    """Each failed probe keeps the circuit open twice as long as before, capped at max_open_s."""
+    for _ in range(3):
+        fail(gate)
+    waits = []
+    for _ in range(4):
+        clock.now += 1000
+        gate.release(admitted(gate), succeeded=False, duration_s=1.0)
+        refused = gate.admit("wh_1")
+        assert isinstance(refused, Refused)
+        waits.append(refused.wait_s)
+    assert waits == [20.0, 40.0, 60.0, 60.0]
+
+
+def test_retry_after_keeps_the_circuit_open_that_long(gate: EndpointGate, clock: Clock) -> None:
+    """A 429 with Retry-After 30 s keeps the endpoint closed to attempts for 30 s at once."""
+    fail(gate, retry_after_s=30.0)
+    assert gate.admit("wh_1") == Refused("circuit_open", 30.0)
+    clock.now += 30
+    assert admitted(gate).probe
+
+
+def test_retry_after_is_capped_at_the_max_open_time(gate: EndpointGate) -> None:
+    """A hostile Retry-After of a day does not close the endpoint longer than max_open_s."""
+    fail(gate, retry_after_s=86400.0)
+    assert gate.admit("wh_1") == Refused("circuit_open", 60.0)
+
+
+def test_idle_healthy_endpoints_are_forgotten(gate: EndpointGate) -> None:
+    """Memory follows endpoints in trouble: a healthy, idle one leaves no state."""
+    for index in range(1000):
+        gate.release(admitted(gate, f"wh_{index}"), succeeded=True, duration_s=0.1)
+    assert gate._endpoints == {}
+
+
+def test_a_release_without_a_call_changes_no_health(gate: EndpointGate) -> None:
+    """An attempt that made no call (cancelled) frees its slot and counts neither way."""
+    for _ in range(2):
+        fail(gate)
+    gate.release(admitted(gate), succeeded=None)
+    fail(gate)
+    assert gate.open_circuits == 1

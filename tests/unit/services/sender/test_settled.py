@@ -1,0 +1,44 @@
+"""Which attempts already have an outcome in the delivery log."""
+
+from __future__ import annotations
+
+from schemas.deliveries import log_record_id, parse_log_record_id
+from services.runtime.streams import StreamRecord
+from services.sender.settled import SettledAttempts
+
+
+def test_an_attempt_is_recorded_with_every_earlier_one() -> None:
+    """Recording attempt 3 of a delivery says attempts 1 to 3 are settled, 4 is not."""
+    settled = SettledAttempts(capacity=1000)
+    settled.add("msg_1", 3)
+    assert [settled.recorded("msg_1", n) for n in (1, 3, 4)] == [True, True, False]
+    settled.add("msg_1", 2)  # an older record read late lowers nothing
+    assert settled.recorded("msg_1", 3)
+    assert not settled.recorded("msg_2", 1)
+
+
+def test_memory_keeps_only_the_latest_deliveries() -> None:
+    """Beyond its capacity the oldest deliveries are forgotten."""
+    settled = SettledAttempts(capacity=1000)
+    for n in range(1500):
+        settled.add(f"msg_{n}", 1)
+    assert len(settled) == 1000
+    assert not settled.recorded("msg_0", 1)
+    assert settled.recorded("msg_1499", 1)
+
+
+def test_records_are_read_from_their_message_id_or_else_their_body() -> None:
+    """A record's message id says which attempt it is; an older record without one, its body."""
+    settled = SettledAttempts(capacity=1000)
+    settled.apply_record(StreamRecord(b"not even json", 0, log_record_id("msg_a", 2), None))
+    settled.apply_record(StreamRecord(b'{"delivery_id": "msg_b", "attempt": 4}', 1, None, None))
+    settled.apply_record(StreamRecord(b"[]", 2, None, None))
+    assert settled.recorded("msg_a", 2)
+    assert settled.recorded("msg_b", 4)
+
+
+def test_record_ids_round_trip() -> None:
+    """`msg_…/3` names attempt 3 of a delivery; anything else names none."""
+    assert parse_log_record_id(log_record_id("msg_x", 3)) == ("msg_x", 3)
+    for other in (None, "", "msg_x", "msg_x/", "/3", "msg_x/three"):
+        assert parse_log_record_id(other) is None
