@@ -63,6 +63,8 @@ class HealthView:
         self._on_failing_too_long = on_failing_too_long
         self.offset = -1
         self.changed = False  # since the last checkpoint
+        # The delivery-log offset of the checkpoint this view started from, if any.
+        self.loaded_offset: int | None = None
 
     def get(self, webhook_id: str) -> WebhookHealth:
         return self._health.get(webhook_id, HEALTHY)
@@ -140,6 +142,7 @@ class HealthView:
                 self._health[webhook_id] = health
                 self._reset_if_enabled_since(webhook_id, state)
         self.offset = checkpoint.delivery_log_offset
+        self.loaded_offset = checkpoint.delivery_log_offset
         self.changed = False
 
 

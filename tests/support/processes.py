@@ -146,9 +146,7 @@ def running_stack(
         yield stack
     finally:
         codes = stack.stop_all()
-        schedule = settings.get("retry_schedule")
-        topology = ServiceSettings.model_validate(
-            {"prefix": prefix, **({"retry_schedule": schedule} if schedule else {})}
-        ).topology
+        # The names these settings declared (retry and park tiers follow them).
+        topology = ServiceSettings.model_validate({**settings, "prefix": prefix}).topology
         asyncio.run(delete_install(amqp_url, topology))
     assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {log_dir}"

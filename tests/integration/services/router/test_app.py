@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -14,12 +14,17 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome, delivery_id_for
+from schemas.health import decode_checkpoint
+from schemas.mail import FailureNotice
 from schemas.topology import REASON_HEADER, Topology
 from services.router.app import create_app
 from services.router.settings import RouterSettings
+from services.router.state import ROUTER, Router
 from tests.conftest import AppServer, Installs
-from tests.support.broker import message_count, take_all
+from tests.support.broker import message_count, read_stream, take_all
+from tests.support.metrics import metric_value
 from tests.support.proxy import CuttableProxy
+from tests.support.smtp import SmtpSink
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -44,6 +49,22 @@ def start_router(settings: RouterSettings, serve_app: AppServer) -> RouterFactor
 @pytest.fixture
 async def router(start_router: RouterFactory) -> TestClient[Any, Any]:
     return await start_router()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpSink]:
+    """A real SMTP server on loopback that keeps what it is sent."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def router_state(client: TestClient[Any, Any]) -> Router:
+    app = client.app
+    assert app is not None
+    state: Router = app[ROUTER]
+    return state
 
 
 async def create_webhook(client: TestClient[Any, Any], **fields: Any) -> dict[str, Any]:
@@ -229,43 +250,226 @@ async def test_webhooks_survive_a_restart_and_agree_across_replicas(
     assert [(w["id"], w["description"]) for w in listed] == [(made["id"], "d")]
 
 
-async def test_last_error_comes_from_the_delivery_log(
-    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
+async def log_outcome(
+    url: str,
+    topology: Topology,
+    webhook_id: str,
+    outcome: Outcome,
+    error: str | None = None,
+    *,
+    at: datetime | None = None,
 ) -> None:
-    """A failed attempt in the delivery log shows as the webhook's last_error; success clears it."""
-    made = await create_webhook(router, event="a.b", uri="https://e.com/")
-
-    async def log_outcome(outcome: Outcome, error: str | None) -> None:
-        record = DeliveryAttempted(
-            delivery_id="msg_1",
-            event_id="evt_1",
-            event_type="a.b",
-            webhook_id=made["id"],
-            attempt=1,
-            at=datetime.now(UTC),
-            outcome=outcome,
-            error=error,
-        )
-        connection = await aio_pika.connect(amqp_url)
+    """One attempt record in the delivery log, as a sender writes it."""
+    record = DeliveryAttempted(
+        delivery_id="msg_1",
+        event_id="evt_1",
+        event_type="a.b",
+        webhook_id=webhook_id,
+        attempt=1,
+        at=at or datetime.now(UTC),
+        outcome=outcome,
+        error=error,
+    )
+    connection = await aio_pika.connect(url)
+    try:
         channel = await connection.channel(publisher_confirms=True)
         await channel.default_exchange.publish(
-            aio_pika.Message(record.model_dump_json().encode(), delivery_mode=2),
-            routing_key=settings.topology.delivery_log_stream,
+            aio_pika.Message(record.model_dump_json().encode(), delivery_mode=2, type=record.kind),
+            routing_key=topology.delivery_log_stream,
         )
+    finally:
         await connection.close()
 
-    async def last_error() -> str | None:
-        body = await (await router.get(f"/webhooks/{made['id']}", headers=AUTH)).json()
-        last: str | None = body["last_error"]
-        return last
 
-    async def shows(expected: str | None) -> bool:
-        return await last_error() == expected
+async def shown(client: TestClient[Any, Any], webhook_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = await (await client.get(f"/webhooks/{webhook_id}", headers=AUTH)).json()
+    return body
 
-    await log_outcome("retry_scheduled", "404 Not Found")
-    await eventually(lambda: shows("404 Not Found"))
-    await log_outcome("delivered", None)
-    await eventually(lambda: shows(None))
+
+async def test_endpoint_health_comes_from_the_delivery_log(
+    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
+) -> None:
+    """Failed attempts show as last_error, a count and a start; a success clears them."""
+    made = await create_webhook(router, event="a.b", uri="https://e.com/")
+    topology = settings.topology
+    await log_outcome(amqp_url, topology, made["id"], "retry_scheduled", "404 Not Found")
+    await log_outcome(amqp_url, topology, made["id"], "retry_scheduled", "500 Server Error")
+
+    async def failing_twice() -> bool:
+        failures: int = (await shown(router, made["id"]))["consecutive_failures"]
+        return failures == 2
+
+    await eventually(failing_twice)
+    body = await shown(router, made["id"])
+    assert body["last_error"] == "500 Server Error"
+    assert body["failing_since"] is not None
+    assert body["last_attempt_at"] is not None
+    assert body["last_success_at"] is None
+    await log_outcome(amqp_url, topology, made["id"], "delivered")
+
+    async def healed() -> bool:
+        return (await shown(router, made["id"]))["last_error"] is None
+
+    await eventually(healed)
+    body = await shown(router, made["id"])
+    assert (body["consecutive_failures"], body["failing_since"]) == (0, None)
+    assert body["last_success_at"] == body["last_attempt_at"]
+
+
+async def test_a_router_starts_from_the_latest_health_checkpoint(
+    settings: RouterSettings, serve_app: AppServer, amqp_url: str
+) -> None:
+    """A new router loads the checkpoint another wrote and reads the delivery log only after it,
+    so its start does not replay the log."""
+    first = await serve_app(create_app(settings.model_copy(update={"health_checkpoint_s": 0.2})))
+    made = await create_webhook(first, event="a.b", uri="https://e.com/")
+    for _ in range(3):
+        await log_outcome(amqp_url, settings.topology, made["id"], "retry_scheduled", "503 x")
+    view = router_state(first).health
+
+    async def checkpointed() -> bool:
+        bodies = await read_stream(
+            amqp_url, settings.topology.health_stream, expect=1, of_type="health.checkpoint"
+        )
+        return decode_checkpoint(bodies[0], "deflate").webhooks.get(made["id"]) is not None
+
+    await eventually(lambda: view.get(made["id"]).consecutive_failures == 3)
+    await eventually(checkpointed, timeout_s=10)
+    covered = view.offset
+    await first.close()
+
+    second = await serve_app(create_app(settings))
+    second_view = router_state(second).health
+    assert second_view.loaded_offset == covered
+    assert (await shown(second, made["id"]))["consecutive_failures"] == 3
+
+
+async def test_a_webhook_failing_too_long_is_disabled_and_its_owners_mailed(
+    settings: RouterSettings, serve_app: AppServer, amqp_url: str, smtp: SmtpSink
+) -> None:
+    """Past the failing time and count, the webhook is disabled with its reason, and the
+    addresses in mail_exceptions_to get one digest; one failing every other time is not."""
+    router = await serve_app(
+        create_app(
+            settings.model_copy(
+                update={
+                    "disable_after_s": 2.0,
+                    "disable_after_failures": 3,
+                    "smtp_url": SecretStr(smtp.url),
+                    "mail_gather_s": 0.2,
+                }
+            )
+        )
+    )
+    doomed = await create_webhook(
+        router, event="a.b", uri="https://e.com/d", mail_exceptions_to="ops@example.com"
+    )
+    flapping = await create_webhook(router, event="a.b", uri="https://e.com/f")
+    start = datetime.now(UTC)
+    for second in range(5):
+        at = start + timedelta(seconds=second)
+        await log_outcome(
+            amqp_url, settings.topology, doomed["id"], "retry_scheduled", "503 x", at=at
+        )
+        outcome: Outcome = "delivered" if second % 2 else "retry_scheduled"
+        await log_outcome(amqp_url, settings.topology, flapping["id"], outcome, "503 x", at=at)
+
+    async def disabled() -> bool:
+        return bool((await shown(router, doomed["id"]))["disabled"])
+
+    await eventually(disabled)
+    body = await shown(router, doomed["id"])
+    assert body["disabled_reason"].startswith("failed continuously since")
+    assert "(3 attempts in a row)" in body["disabled_reason"]
+    [mail] = await smtp.wait_for(1)
+    assert mail.recipients == ["ops@example.com"]
+    assert mail.subject == '[Hookline] webhook "a.b": disabled'
+    assert doomed["id"] in mail.text
+    assert (await shown(router, flapping["id"]))["disabled"] is False
+
+    await router.patch(f"/webhooks/{doomed['id']}", json={"disabled": False}, headers=AUTH)
+    body = await shown(router, doomed["id"])
+    assert (body["disabled"], body["disabled_reason"], body["consecutive_failures"]) == (
+        False,
+        None,
+        0,
+    )
+
+
+async def test_dead_letters_are_mailed_as_one_digest_per_webhook(
+    settings: RouterSettings, serve_app: AppServer, amqp_url: str, smtp: SmtpSink
+) -> None:
+    """Notices of dead letters for one webhook arrive as one mail listing each of them."""
+    router = await serve_app(
+        create_app(
+            settings.model_copy(
+                update={"smtp_url": SecretStr(smtp.url), "mail_gather_s": 0.5, "mail_digest_s": 60}
+            )
+        )
+    )
+    made = await create_webhook(
+        router, event="a.b", uri="https://e.com/", mail_exceptions_to="a@example.com, b@example.com"
+    )
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    for n in range(3):
+        notice = FailureNotice(
+            kind="dead_lettered",
+            webhook_id=made["id"],
+            at=datetime.now(UTC),
+            reason="503 Service Unavailable",
+            delivery_id=f"msg_{n}",
+            event_id=f"evt_{n}",
+            event_type="a.b",
+            attempts=8,
+        )
+        await channel.default_exchange.publish(
+            aio_pika.Message(notice.model_dump_json().encode(), delivery_mode=2),
+            routing_key=settings.topology.mail_queue,
+        )
+    await connection.close()
+    [mail] = await smtp.wait_for(1)
+    assert sorted(mail.recipients) == ["a@example.com", "b@example.com"]
+    assert mail.subject == '[Hookline] webhook "a.b": 3 deliveries dead-lettered'
+    assert all(f"evt_{n}" in mail.text for n in range(3))
+
+    async def queue_empty() -> bool:
+        return await message_count(amqp_url, settings.topology.mail_queue) == 0
+
+    await eventually(queue_empty)  # acked only once the mail was taken
+
+
+async def test_without_its_stream_the_router_stops_routing_until_it_is_back(
+    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
+) -> None:
+    """A deleted webhooks stream pauses the fan-out; once the stream exists again the router
+    rebuilds its table from it (empty now) and routes what waited."""
+    await create_webhook(router, event="lost.t", uri="https://e.com/")
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.queue_delete(settings.topology.webhooks_stream)
+
+    async def paused() -> bool:
+        checks = (await (await router.get("/readyz")).json())["checks"]
+        return checks["consuming"] is False and checks["webhooks_synced"] is False
+
+    await eventually(paused)
+    await publish_event(amqp_url, settings.topology, {"type": "lost.t", "id": "e1", "data": {}})
+    stream = settings.topology.webhooks_stream
+    await channel.declare_queue(stream, durable=True, arguments=settings.topology.queues()[stream])
+    await connection.close()
+
+    async def ready() -> bool:
+        return (await router.get("/readyz")).status == 200
+
+    await eventually(ready, timeout_s=20)
+    assert await (await router.get("/webhooks", headers=AUTH)).json() == []
+
+    async def routed_unmatched() -> bool:
+        metrics = await (await router.get("/metrics")).text()
+        return metric_value(metrics, "hookline_events_unmatched_total") == 1
+
+    await eventually(routed_unmatched)
 
 
 async def test_after_an_outage_the_router_catches_up_before_routing(

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
 from schemas.events import Event
-from schemas.topology import DELIVER_KEY, REASON_HEADER
+from schemas.topology import DELIVER_KEY, REASON_HEADER, REPEAT_HEADER
 from schemas.webhooks import (
     WebhookCreated,
     WebhookDeleted,
@@ -32,7 +32,10 @@ from services.sender.app import create_app
 from services.sender.settings import SenderSettings
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
+from tests.support.hostile import HostileReceiver
+from tests.support.metrics import metric_value
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -141,14 +144,31 @@ async def upstream(settings: SenderSettings, amqp_url: str) -> AsyncIterator[Ups
 
 
 @pytest.fixture
-def start_sender(settings: SenderSettings, serve_app: AppServer) -> SenderFactory:
-    """Starts senders with the test's settings, changed by keyword; all stop after the test."""
-    return lambda **overrides: serve_app(create_app(settings.model_copy(update=overrides)))
+def start_sender(
+    settings: SenderSettings, serve_app: AppServer, installs: Installs
+) -> SenderFactory:
+    """Starts senders with the test's settings, changed by keyword; all stop after the test, and
+    the queues their settings declare are deleted."""
+
+    def start(**overrides: Any) -> Awaitable[TestClient[Any, Any]]:
+        changed = settings.model_copy(update=overrides)
+        installs.add(changed.topology)
+        return serve_app(create_app(changed))
+
+    return start
 
 
 @pytest.fixture
 async def sender(start_sender: SenderFactory) -> TestClient[Any, Any]:
     return await start_sender()
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileReceiver]:
+    server = HostileReceiver(sleep_s=5, trickle_interval_s=0.2)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 async def test_a_delivery_arrives_signed_as_standard_webhooks_says(
@@ -293,15 +313,19 @@ async def test_the_sender_waits_for_the_webhook_revision_it_was_routed_with(
 
 
 async def test_private_targets_are_refused_unless_allowed(
-    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver, amqp_url: str
 ) -> None:
-    """Without HOOKLINE_ALLOWED_TARGETS a loopback target is refused and never called."""
+    """Without HOOKLINE_ALLOWED_TARGETS a loopback target is refused, never called, and
+    dead-lettered at once: no retry can help."""
     await start_sender(allowed_targets="")
     webhook = await upstream.webhook(f"{receiver.url}/private")
     await upstream.deliver(webhook)
     [record] = await upstream.outcomes(1)
+    assert record.outcome == "dead_lettered"
     assert record.error is not None
     assert record.error.startswith("refused:")
+    [dead] = await take_all(amqp_url, upstream.settings.topology.dead_queue, expect=1)
+    assert str(dead.headers[REASON_HEADER]).startswith("refused:")
     assert receiver.requests == []
 
 
@@ -335,3 +359,152 @@ async def test_many_senders_share_the_work(
     )
     for client in (first, second):
         assert (await client.get("/readyz")).status == 200
+
+
+async def test_410_gone_disables_the_webhook_at_once(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """A 410 dead-letters the delivery, disables the webhook with the reason, and later
+    deliveries to it are cancelled without a call."""
+    receiver.always["/gone"] = 410
+    webhook = await upstream.webhook(f"{receiver.url}/gone")
+    await upstream.deliver(webhook)
+    [record] = await upstream.outcomes(1)
+    assert (record.outcome, record.error) == ("dead_lettered", "410 Gone")
+    await eventually(lambda: (upstream.log.table.get(webhook.id) or webhook).disabled)
+    disabled = upstream.log.table.get(webhook.id)
+    assert disabled is not None
+    assert disabled.disabled_reason == "the endpoint answered 410 Gone"
+    await upstream.deliver(webhook)  # routed before the router saw the disable
+    records = await upstream.outcomes(2)
+    assert records[1].outcome == "cancelled"
+    assert len(receiver.to("/gone")) == 1
+    assert len(await take_all(amqp_url, upstream.settings.topology.dead_queue, expect=1)) == 1
+    metrics = await (await sender.get("/metrics")).text()
+    assert "hookline_webhooks_disabled_total 1.0" in metrics
+
+
+async def test_retry_after_on_a_429_makes_the_next_attempt_wait(
+    start_sender: SenderFactory, upstream: Upstream, hostile: HostileReceiver
+) -> None:
+    """A 429 with Retry-After 1 s is retried from the 2 s tier, not the 0.3 s one."""
+    await start_sender(retry_schedule=(0.3, 2.0))
+    hostile.retry_after = "1"
+    webhook = await upstream.webhook(f"{hostile.url}/rate-limited")
+    await upstream.deliver(webhook)
+    first = await upstream.outcomes(1)
+    assert (first[0].outcome, first[0].next_attempt_in_s) == ("retry_scheduled", 2.0)
+    [one, two] = await hostile.wait_for(2, path="/rate-limited", timeout_s=10)
+    assert two.at - one.at >= 1.9
+
+
+async def test_an_endpoint_at_its_limit_parks_deliveries_without_using_attempts(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """With a limit of one attempt per endpoint, a slow endpoint never gets two calls at once;
+    the deliveries waiting for it are parked, and each is delivered on its first attempt."""
+    sender = await start_sender(endpoint_concurrency=1, park_delays=(0.2, 0.5))
+    receiver.delays_s["/slow"] = 0.3
+    webhook = await upstream.webhook(f"{receiver.url}/slow")
+    fast = await upstream.webhook(f"{receiver.url}/fast")
+    tasks = [await upstream.deliver(webhook) for _ in range(4)]
+    await upstream.deliver(fast)
+    await receiver.wait_for(4, path="/slow", timeout_s=20)
+    arrivals = sorted(r.at for r in receiver.to("/slow"))
+    assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(arrivals))
+    assert receiver.to("/fast")[0].at < arrivals[1]  # not queued behind the slow one
+    records = await upstream.outcomes(5)
+    assert {
+        (r.delivery_id, r.attempt, r.outcome) for r in records if r.webhook_id == webhook.id
+    } == {(t.delivery_id, 1, "delivered") for t in tasks}
+    metrics = await (await sender.get("/metrics")).text()
+    parked = metric_value(metrics, 'hookline_deliveries_parked_total{reason="endpoint_busy"}')
+    assert parked >= 1
+
+
+async def test_an_open_circuit_parks_deliveries_until_a_probe_succeeds(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Two failures in a row open the circuit: the other deliveries wait without attempts, one
+    probe goes when it half-opens, and after it succeeds the rest are delivered."""
+    sender = await start_sender(
+        retry_schedule=(0.3, 0.3, 0.3),
+        circuit_failures=2,
+        circuit_open_s=1.0,
+        park_delays=(0.2, 0.5),
+        endpoint_concurrency=1,
+    )
+    receiver.script("/down", 500, 500)
+    webhook = await upstream.webhook(f"{receiver.url}/down")
+    tasks = [await upstream.deliver(webhook) for _ in range(5)]
+    await receiver.wait_for(2, path="/down")
+    metrics = await (await sender.get("/metrics")).text()
+    assert metric_value(metrics, "hookline_circuits_open") == 1
+    await receiver.wait_for(7, path="/down", timeout_s=20)
+    records = await upstream.outcomes(7)
+    delivered = {r.delivery_id for r in records if r.outcome == "delivered"}
+    assert delivered == {t.delivery_id for t in tasks}
+    assert max(r.attempt for r in records) == 2  # only the two failed ones were tried again
+    first_after = sorted(r.at for r in receiver.to("/down"))[2]
+    assert first_after - sorted(r.at for r in receiver.to("/down"))[1] >= 0.9  # open ~1 s
+
+
+async def test_a_repeated_delivery_is_not_attempted_again(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A copy of a delivery whose attempt is recorded (its ack was lost, or the router routed
+    it twice) is dropped, not sent again."""
+    webhook = await upstream.webhook(f"{receiver.url}/once")
+    task = await upstream.deliver(webhook)
+    await upstream.outcomes(1)
+    for headers in ({REPEAT_HEADER: True}, {}):
+        await upstream.publisher.publish(
+            upstream.settings.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+            headers=headers,
+        )
+
+    async def dropped() -> bool:
+        metrics = await (await sender.get("/metrics")).text()
+        return metric_value(metrics, "hookline_deliveries_repeat_dropped_total") == 2
+
+    await eventually(dropped)
+    assert len(receiver.to("/once")) == 1
+
+
+async def test_a_hostile_status_line_is_recorded_cleanly(
+    sender: TestClient[Any, Any], upstream: Upstream, hostile: HostileReceiver
+) -> None:
+    """A reason phrase that is not UTF-8 is recorded as valid text, without a crash."""
+    webhook = await upstream.webhook(f"{hostile.url}/bad-reason")
+    await upstream.deliver(webhook)
+    [record] = await upstream.outcomes(1)
+    assert (record.outcome, record.error) == ("retry_scheduled", "500 Bad \ufffd\ufffd Reason")
+    metrics = await (await sender.get("/metrics")).text()
+    assert metric_value(metrics, 'hookline_handler_crashes_total{queue="deliver"}') == 0
+
+
+async def test_a_table_that_does_not_catch_up_gives_the_message_back(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Held past its bound, a delivery goes back to its queue (counted), then is delivered once
+    the webhook table has the revision it was routed with."""
+    sender = await start_sender(table_wait_s=0.2)
+    webhook = await upstream.webhook(f"{receiver.url}/old")
+    await upstream.deliver(webhook, revision=upstream.log.table.offset + 1)
+
+    async def returned() -> bool:
+        metrics = await (await sender.get("/metrics")).text()
+        return (
+            metric_value(
+                metrics, 'hookline_messages_returned_total{queue="deliver",reason="table_behind"}'
+            )
+            >= 1
+        )
+
+    await eventually(returned)
+    await upstream.change(webhook, uri=f"{receiver.url}/new")
+    [request] = await receiver.wait_for(1)
+    assert request.path == "/new"
