@@ -39,7 +39,8 @@ class Producer:
         connection: AbstractRobustConnection | None = None,
     ) -> None:
         self._url = url
-        self._topology = Topology(prefix=prefix)
+        # Only what a producer needs: no retry or park tiers of a schedule it does not know.
+        self._topology = Topology(prefix=prefix, park_delays_s=())
         self._timeout_s = timeout_s
         self._connection = connection
         self._owns_connection = connection is None

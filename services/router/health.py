@@ -43,6 +43,8 @@ from services.runtime.webhook_table import WebhookTable
 log = structlog.get_logger(__name__)
 
 FailingTooLong = Callable[[WebhookState, WebhookHealth], None]
+# How many messages back to look first for a checkpoint when the last chunk holds none.
+CHECKPOINT_SEARCH_STEP = 16
 
 
 class HealthView:
@@ -164,8 +166,15 @@ class LatestCheckpoint:
 async def read_latest_checkpoint(
     connection: AbstractRobustConnection, publisher: Publisher, topology: Topology
 ) -> HealthCheckpoint | None:
-    """The newest checkpoint in the health stream: in its last chunk, else anywhere in it."""
-    for start in ("last", "first"):
+    """The newest checkpoint in the health stream.
+
+    It is usually in the stream's last chunk; when that holds only markers (routers that started
+    since), look further back, a growing stretch at a time, so the whole stream is read only when
+    it holds no checkpoint at all.
+    """
+    start: str | int = "last"
+    stretch = CHECKPOINT_SEARCH_STEP
+    while True:
         latest = LatestCheckpoint()
         reader = SyncedStream(
             connection,
@@ -179,9 +188,11 @@ async def read_latest_checkpoint(
             await reader.start("router-health")
         finally:
             await reader.stop()
-        if latest.found is not None:
+        if latest.found is not None or start == 0:
             return latest.found
-    return None
+        end = reader.offset if isinstance(start, str) else start
+        start = max(0, (end or 0) - stretch)
+        stretch *= 4
 
 
 class HealthProjection:

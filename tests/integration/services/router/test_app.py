@@ -14,12 +14,21 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome, delivery_id_for
-from schemas.health import decode_checkpoint
+from schemas.health import (
+    CHECKPOINT_ENCODING,
+    CHECKPOINT_KIND,
+    HealthCheckpoint,
+    decode_checkpoint,
+    encode_checkpoint,
+)
 from schemas.mail import FailureNotice
+from schemas.markers import MARKER_KIND
 from schemas.topology import REASON_HEADER, Topology
 from services.router.app import create_app
+from services.router.health import read_latest_checkpoint
 from services.router.settings import RouterSettings
 from services.router.state import ROUTER, Router
+from services.runtime.broker import Publisher, declare_topology
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
 from tests.support.metrics import metric_value
@@ -525,3 +534,34 @@ async def test_without_its_stream_the_router_refuses_changes_and_is_not_ready(
     ready = await router.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["checks"]["webhooks_synced"] is False
+
+
+async def test_the_latest_checkpoint_is_found_behind_many_markers(
+    settings: RouterSettings, amqp_url: str
+) -> None:
+    """Routers that started since the last checkpoint left only markers at the stream's end:
+    the search looks further back and finds the newest checkpoint."""
+    topology = settings.topology
+    connection = await aio_pika.connect_robust(amqp_url)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    try:
+        await declare_topology(connection, topology)
+        for offset in (7, 8):
+            checkpoint = HealthCheckpoint(
+                at=datetime.now(UTC), delivery_log_offset=offset, webhooks={}
+            )
+            await publisher.publish(
+                "",
+                topology.health_stream,
+                encode_checkpoint(checkpoint),
+                message_type=CHECKPOINT_KIND,
+                content_encoding=CHECKPOINT_ENCODING,
+            )
+        for _ in range(40):
+            await publisher.publish("", topology.health_stream, b"{}", message_type=MARKER_KIND)
+        found = await read_latest_checkpoint(connection, publisher, topology)
+        assert found is not None
+        assert found.delivery_log_offset == 8
+    finally:
+        await publisher.close()
+        await connection.close()
