@@ -281,20 +281,21 @@ class Dispatcher:
             metrics.webhooks_disabled.inc()
         failed = decision.outcome in ("retry_scheduled", "dead_lettered", "failed")
         emit: Callable[..., None] = log.warning if failed else log.info
-        emit(
-            "delivery.attempted",
-            delivery_id=record.delivery_id,
-            event_id=record.event_id,
-            webhook_id=record.webhook_id,
-            attempt=record.attempt,
-            outcome=record.outcome,
-            status_code=record.status_code,
-            error=record.error,
-            duration_s=record.duration_s,
-            next_attempt_in_s=record.next_attempt_in_s,
-            test=record.test or None,
-            disabled_webhook=decision.disable or None,
-        )
+        fields = {
+            "delivery_id": record.delivery_id,
+            "event_id": record.event_id,
+            "webhook_id": record.webhook_id,
+            "attempt": record.attempt,
+            "outcome": record.outcome,
+            "status_code": record.status_code,
+            "error": record.error,
+            "duration_s": record.duration_s,
+            "next_attempt_in_s": record.next_attempt_in_s,
+            "test": record.test or None,
+            "disabled_webhook": decision.disable or None,
+        }
+        # One line per attempt, at warning when it failed; fields that say nothing are left out.
+        emit("delivery.attempted", **{k: v for k, v in fields.items() if v is not None})
 
     def _dropped_repeat(self, task: DeliveryTask) -> None:
         self._metrics.repeats_dropped.inc()
