@@ -3,21 +3,18 @@ counted by us (not by the broker's delivery limit), quarantine with the reason."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import CollectorRegistry
 
-from schemas.topology import CRASHES_HEADER, REASON_HEADER, Topology
+from schemas.topology import CRASHES_HEADER, REASON_HEADER
 from services.runtime import consuming
-from services.runtime.broker import Publisher, declare_topology
 from services.runtime.consuming import WorkConsumer, may_repeat
 from services.runtime.metrics import ConsumerMetrics
 from services.runtime.outcomes import Done, GiveBack, Outcome, Unreadable
-from tests.conftest import Installs
+from tests.integration.services.runtime.conftest import Broker
 from tests.support.broker import take_all
 from tests.support.waiting import eventually
 
@@ -31,21 +28,8 @@ class Seen:
     repeat: bool
 
 
-@pytest.fixture
-async def broker(
-    amqp_url: str, installs: Installs, prefix: str
-) -> AsyncIterator[tuple[AbstractRobustConnection, Publisher, Topology]]:
-    topology = installs.add(Topology(prefix))
-    connection = await aio_pika.connect_robust(amqp_url)
-    await declare_topology(connection, topology)
-    publisher = await Publisher.open(connection, timeout_s=5)
-    yield connection, publisher, topology
-    await publisher.close()
-    await connection.close()
-
-
 async def consume(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology],
+    broker: Broker,
     handler: consuming.MessageHandler,
 ) -> WorkConsumer:
     connection, publisher, topology = broker
@@ -71,7 +55,7 @@ def _quick_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_message_that_keeps_crashing_is_quarantined_with_the_last_line(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology], amqp_url: str
+    broker: Broker, amqp_url: str
 ) -> None:
     """Five crashes in a row, counted in a header of our own, then quarantine with the reason."""
     _, publisher, topology = broker
@@ -94,7 +78,7 @@ async def test_a_message_that_keeps_crashing_is_quarantined_with_the_last_line(
 
 
 async def test_after_a_crash_the_message_comes_back_marked_as_a_possible_repeat(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology],
+    broker: Broker,
 ) -> None:
     """A handler that crashed once sees the message again, flagged so it checks what is done."""
     _, publisher, topology = broker
@@ -116,7 +100,7 @@ async def test_after_a_crash_the_message_comes_back_marked_as_a_possible_repeat(
 
 
 async def test_given_back_messages_are_redelivered_and_unreadable_ones_quarantined(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology], amqp_url: str
+    broker: Broker, amqp_url: str
 ) -> None:
     """GiveBack returns a message to its queue; Unreadable parks it with its reason."""
     _, publisher, topology = broker

@@ -3,37 +3,19 @@ starting over when the stream was deleted and is back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
-from schemas.topology import Topology
-from services.runtime.broker import Publisher, declare_topology
 from services.runtime.streams import StreamRecord
 from services.runtime.synced_stream import SyncedStream
-from tests.conftest import Installs
+from tests.integration.services.runtime.conftest import Broker
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def broker(
-    amqp_url: str, installs: Installs, prefix: str
-) -> AsyncIterator[tuple[AbstractRobustConnection, Publisher, Topology]]:
-    topology = installs.add(Topology(prefix))
-    connection = await aio_pika.connect_robust(amqp_url)
-    await declare_topology(connection, topology)
-    publisher = await Publisher.open(connection, timeout_s=5)
-    yield connection, publisher, topology
-    await publisher.close()
-    await connection.close()
-
-
 async def test_caught_up_returns_after_every_record_published_before_it(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology], amqp_url: str
+    broker: Broker, amqp_url: str
 ) -> None:
     """Records another client published just before are applied when caught_up returns, and
     markers never reach the state."""
@@ -65,7 +47,7 @@ async def test_caught_up_returns_after_every_record_published_before_it(
 
 
 async def test_a_deleted_stream_stops_being_current_and_starts_over_when_back(
-    broker: tuple[AbstractRobustConnection, Publisher, Topology],
+    broker: Broker,
 ) -> None:
     """Losing the stream clears `is_current` and tells; once it exists again the state is reset
     and rebuilt from the new stream's start."""
