@@ -23,7 +23,7 @@ from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask, l
 from schemas.mail import FailureNotice
 from schemas.topology import ATTEMPTS_HEADER, REASON_HEADER, Topology, delay_label
 from schemas.webhooks import WebhookDisabled, WebhookState
-from services.runtime.broker import Publisher
+from services.runtime.broker import Publisher, PublishFailed
 from services.runtime.consuming import Publish, confirm, may_repeat
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.webhook_log import WebhookLog
@@ -160,9 +160,11 @@ class Dispatcher:
             try:
                 async with asyncio.timeout(self._hold_s):
                     await self._settled.caught_up()
-            except TimeoutError:
+            except (TimeoutError, PublishFailed) as error:
                 raise HoldExpired(
-                    "hold_expired", f"delivery log not read up to now within {self._hold_s:g}s"
+                    "hold_expired",
+                    f"delivery log not read up to now within {self._hold_s:g}s: "
+                    f"{error or type(error).__name__}",
                 ) from None
         return self._settled.recorded(*key)
 
