@@ -151,11 +151,11 @@ class Dispatcher:
     ) -> bool:
         """Whether this attempt has an outcome in the delivery log already.
 
-        A copy being attempted in this process now is waited for. For a message that may repeat
-        work, the delivery log is read up to now first.
+        For a message that may repeat work, the delivery log is read up to now first. Then a copy
+        being attempted in this process now is waited for: last, so that nothing awaits between
+        this check and the caller claiming the attempt (two copies that caught up together would
+        otherwise both be attempted, and start two retry chains).
         """
-        while (first := self._attempting.get(key)) is not None:
-            await asyncio.shield(first)
         if may_repeat(message):
             try:
                 async with asyncio.timeout(self._hold_s):
@@ -164,6 +164,8 @@ class Dispatcher:
                 raise HoldExpired(
                     "hold_expired", f"delivery log not read up to now within {self._hold_s:g}s"
                 ) from None
+        while (first := self._attempting.get(key)) is not None:
+            await asyncio.shield(first)
         return self._settled.recorded(*key)
 
     async def _park(

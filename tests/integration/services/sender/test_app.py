@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
 from schemas.events import Event
-from schemas.topology import DELIVER_KEY, REASON_HEADER
+from schemas.topology import DELIVER_KEY, REASON_HEADER, REPEAT_HEADER
 from schemas.webhooks import (
     WebhookCreated,
     WebhookDeleted,
@@ -33,6 +33,7 @@ from services.sender.settings import SenderSettings
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -335,3 +336,43 @@ async def test_many_senders_share_the_work(
     )
     for client in (first, second):
         assert (await client.get("/readyz")).status == 200
+
+
+async def test_two_copies_of_an_attempt_that_may_repeat_make_one_call(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Two copies of one attempt that may repeat work (a router's redelivery routed it twice),
+    taken by one sender at once, make one call and start one retry chain."""
+    receiver.script("/twice", 500)  # the attempt fails: each call would start a retry chain
+    receiver.delays_s["/twice"] = 0.3  # the first copy is still in flight when the second looks
+    webhook = await upstream.webhook(f"{receiver.url}/twice")
+    task = DeliveryTask(
+        delivery_id=delivery_id_for("evt_twice", webhook.id),
+        webhook_id=webhook.id,
+        webhook_revision=webhook.revision,
+        event=Event(id="evt_twice", type="a.b", data={}, time=datetime.now(UTC)),
+    )
+    for _copy in range(2):  # both queued before the sender starts: it takes them at once
+        await upstream.publisher.publish(
+            upstream.settings.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+            headers={REPEAT_HEADER: "1"},
+        )
+    sender = await start_sender()
+    records = await upstream.outcomes(2)
+    assert [(r.attempt, r.outcome) for r in records] == [
+        (1, "retry_scheduled"),
+        (2, "delivered"),
+    ]
+
+    async def metrics() -> str:
+        return await (await sender.get("/metrics")).text()
+
+    async def second_copy_dropped() -> bool:
+        return "hookline_deliveries_repeat_dropped_total 1.0" in await metrics()
+
+    await eventually(second_copy_dropped)
+    assert len(receiver.to("/twice")) == 2  # attempt 1 once, attempt 2 once
+    assert "hookline_handler_crashes_total{" not in await metrics()  # no crash counted
