@@ -50,7 +50,8 @@ TOPOLOGY = Topology(PREFIX, retry_delays_s=SCHEDULE, park_delays_s=PARK_DELAYS)
 # Webhook paths and how many first requests of each delivery the receiver answers 500: so some
 # deliveries are in their retry chains when the broker fails.
 FAIL_FIRST = {"/ok": 0, "/fail1": 1, "/fail2": 2}
-EVENTS, BATCH, BATCH_EVERY_S = 120, 10, 0.25
+# Events go in batches until at least MIN_EVENTS are in and two more went after the fault.
+MIN_EVENTS, BATCH, BATCH_EVERY_S = 100, 10, 0.5
 # A known gap, not closed yet: the record of an attempt is published after its retry. When the
 # broker goes away between the two, the attempt's message comes back redelivered and the attempt
 # is made again, while the retry it had published comes back from its tier. A sender drops the
@@ -138,18 +139,21 @@ async def events_flow_through(
             ) as response:
                 assert response.status == 201, await response.text()
                 webhooks.append((await response.json())["id"])
-        events = [
-            {"type": f"{kind}.tick", "id": f"evt_{kind}_{n}", "data": {"n": n}}
-            for n in range(EVENTS)
-        ]
+        events: list[dict[str, object]] = []
+        fault_over = asyncio.Event()
         refused_then_accepted = 0  # batches sent while the broker was down, accepted after
 
         async def publish() -> None:
             nonlocal refused_then_accepted
-            for start in range(0, EVENTS, BATCH):
-                tries = await post_events(
-                    http, url_of(stack, "producer"), events[start : start + BATCH], timeout_s=90
-                )
+            sent_after_fault = 0
+            while len(events) < MIN_EVENTS or sent_after_fault < 2:
+                sent_after_fault += fault_over.is_set()
+                batch: list[dict[str, object]] = [
+                    {"type": f"{kind}.tick", "id": f"evt_{kind}_{n}", "data": {"n": n}}
+                    for n in range(len(events), len(events) + BATCH)
+                ]
+                events.extend(batch)
+                tries = await post_events(http, url_of(stack, "producer"), batch, timeout_s=90)
                 refused_then_accepted += tries > 1
                 await asyncio.sleep(BATCH_EVERY_S)
 
@@ -161,6 +165,7 @@ async def events_flow_through(
         delivered = {r.headers["webhook-id"] for r in receiver.requests if r.status == 200}
         in_chains = len(failed - delivered)
         down_s = await fault()
+        fault_over.set()
         await publishing
 
         expected: list[Key] = [
@@ -177,8 +182,8 @@ async def events_flow_through(
         )
         print(
             f"\n{kind}: broker down for at most {down_s:.1f}s with {in_chains} deliveries in "
-            f"their retry chains; {refused_then_accepted} batches refused meanwhile were accepted "
-            f"after; {result.summary()}"
+            f"their retry chains; {len(events)} events, {refused_then_accepted} batches refused "
+            f"meanwhile and accepted after; {result.summary()}"
         )
         forked = set(result.forked_chains)
         other_problems = [
