@@ -39,7 +39,8 @@ class Producer:
         connection: AbstractRobustConnection | None = None,
     ) -> None:
         self._url = url
-        # Only what a producer needs: no retry or park tiers of a schedule it does not know.
+        # Only what publishing needs: the retry and park tiers depend on settings the SDK does
+        # not know (the services declare them), and tiers declared here would be stray queues.
         self._topology = Topology(prefix=prefix, park_delays_s=())
         self._timeout_s = timeout_s
         self._connection = connection

@@ -83,23 +83,23 @@ class Dispatcher:
         self._attempt_timeout_s = attempt_timeout_s
         self._table_wait_s = table_wait_s
         self._hold_s = hold_s
-        # Attempts being made now, so a second copy of one waits for the first's record.
-        self._attempting: dict[tuple[str, int], asyncio.Future[None]] = {}
+        # Deliveries being attempted now, by id, so another message of one (a copy of the same
+        # attempt, or a repeated attempt whose retry was already published) waits for its record.
+        self._attempting: dict[str, asyncio.Future[None]] = {}
 
     async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         task = read_task(message)
         webhook = await self._webhook_as_routed(task)
-        key = (task.delivery_id, task.attempt)
-        if await self._recorded_already(message, key):
+        if await self._recorded_already(message, task):
             return Done(then=lambda: self._dropped_repeat(task))
         attempting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._attempting[key] = attempting
+        self._attempting[task.delivery_id] = attempting
         self._metrics.in_flight.inc()
         try:
             return await self._deliver(message, task, webhook)
         finally:
             self._metrics.in_flight.dec()
-            del self._attempting[key]
+            del self._attempting[task.delivery_id]
             attempting.set_result(None)
 
     async def _deliver(
@@ -146,16 +146,16 @@ class Dispatcher:
             ) from None
         return self._table.get(task.webhook_id)
 
-    async def _recorded_already(
-        self, message: AbstractIncomingMessage, key: tuple[str, int]
-    ) -> bool:
-        """Whether this attempt has an outcome in the delivery log already.
+    async def _recorded_already(self, message: AbstractIncomingMessage, task: DeliveryTask) -> bool:
+        """Whether this attempt (or a later one) has an outcome in the delivery log already.
 
-        A copy being attempted in this process now is waited for. For a message that may repeat
-        work, the delivery log is read up to now first.
+        For a message that may repeat work, the delivery log is read up to now first. Then an
+        attempt of the same delivery being made in this process now is waited for: a copy of this
+        attempt, or the next one, whose retry the first making of this one published before its
+        record was lost. Last, so that nothing awaits between this check and the caller claiming
+        the delivery (two messages that caught up together would otherwise both be attempted, and
+        go on as two retry chains).
         """
-        while (first := self._attempting.get(key)) is not None:
-            await asyncio.shield(first)
         if may_repeat(message):
             try:
                 async with asyncio.timeout(self._hold_s):
@@ -166,7 +166,9 @@ class Dispatcher:
                     f"delivery log not read up to now within {self._hold_s:g}s: "
                     f"{error or type(error).__name__}",
                 ) from None
-        return self._settled.recorded(*key)
+        while (first := self._attempting.get(task.delivery_id)) is not None:
+            await asyncio.shield(first)
+        return self._settled.recorded(task.delivery_id, task.attempt)
 
     async def _park(
         self, message: AbstractIncomingMessage, task: DeliveryTask, refused: Refused

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from services.runtime.settings import ServiceSettings
 from tests.support.broker import delete_install
 
@@ -146,7 +148,34 @@ def running_stack(
         yield stack
     finally:
         codes = stack.stop_all()
-        # The names these settings declared (retry and park tiers follow them).
+        # Every setting that names queues (the retry schedule, the park delays) counts here.
         topology = ServiceSettings.model_validate({**settings, "prefix": prefix}).topology
         asyncio.run(delete_install(amqp_url, topology))
     assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {log_dir}"
+
+
+async def post_events(
+    http: aiohttp.ClientSession,
+    producer_url: str,
+    events: Sequence[dict[str, Any]],
+    *,
+    timeout_s: float = 60,
+) -> int:
+    """POST events until the producer accepts them (202), sending them again with the same ids
+    after a 503 or a connection error, as the README tells clients to; how many tries it took."""
+    tries = 0
+    async with asyncio.timeout(timeout_s):
+        while True:
+            tries += 1
+            try:
+                async with http.post(
+                    f"{producer_url}/events",
+                    json=list(events),
+                    headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+                ) as response:
+                    if response.status == 202:
+                        return tries
+                    assert response.status == 503, await response.text()
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    # The status this request was (or, if the caller hung up meanwhile, would have been) answered.
+    status: int = 200
 
     def json(self) -> Any:
         import json
@@ -26,15 +28,24 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 200 unless a path was given a script of statuses (or delays) to answer with."""
+    """Answers 200 unless a path was given a script of statuses (or delays) to answer with.
+
+    The answer is chosen when a request arrives, before its path's delay: scripts follow the
+    order requests come in. `fail_first` makes a path answer 500 to the first N requests of each
+    delivery (told apart by their `webhook-id` header). `down()` refuses connections (and cuts
+    those open) until `up()` listens again on the same port.
+    """
 
     requests: list[Received] = field(default_factory=list)
     scripts: dict[str, deque[int]] = field(default_factory=lambda: defaultdict(deque))
     always: dict[str, int] = field(default_factory=dict)
     delays_s: dict[str, float] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
     url: str = ""
+    _seen: Counter[str] = field(default_factory=Counter)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
+    _port: int = 0
 
     def script(self, path: str, *statuses: int) -> None:
         """Answer the next requests to `path` with these statuses, then 200."""
@@ -43,15 +54,25 @@ class Receiver:
     def to(self, path: str) -> list[Received]:
         return [request for request in self.requests if request.path == path]
 
+    def _status_for(self, path: str, delivery_id: str) -> int:
+        self._seen[delivery_id] += 1
+        if self._seen[delivery_id] <= self.fail_first.get(path, 0):
+            return 500
+        script = self.scripts.get(path)
+        return script.popleft() if script else self.always.get(path, 200)
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         loop = asyncio.get_running_loop()
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        status = self._status_for(request.path, headers.get("webhook-id", ""))
         received = Received(
             path=request.path,
             method=request.method,
-            headers={key.lower(): value for key, value in request.headers.items()},
+            headers=headers,
             body=body,
             at=loop.time(),
+            status=status,
         )
         async with self._changed:
             self.requests.append(received)
@@ -59,8 +80,6 @@ class Receiver:
         delay_s = self.delays_s.get(request.path)
         if delay_s:
             await asyncio.sleep(delay_s)
-        script = self.scripts.get(request.path)
-        status = script.popleft() if script else self.always.get(request.path, 200)
         return web.Response(status=status, text="ok" if status < 300 else "nope")
 
     async def wait_for(
@@ -78,12 +97,21 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{self._port}"
+
+    async def down(self) -> None:
+        """Stop listening and cut open connections: callers get `connection refused`."""
+        await self.stop()
+        self._runner = None
+
+    async def up(self) -> None:
+        """Listen again on the same port after `down()`."""
+        await self.start()
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import aio_pika
 import pytest
 
 from schemas.topology import Topology
@@ -39,3 +40,29 @@ async def test_publish_outside_the_context_is_an_error() -> None:
     producer = Producer()
     with pytest.raises(RuntimeError, match="async with"):
         await producer.publish("a", {})
+
+
+async def test_the_sdk_declares_no_park_tier_of_its_own(
+    amqp_url: str, prefix: str, installs: Installs
+) -> None:
+    """The SDK declares no park tier: it cannot know the install's delays, and the default tiers
+    would be litter in an install with others (HOOKLINE_PARK_DELAYS=0.5,2)."""
+    topology = installs.add(Topology(prefix))
+    async with Producer(amqp_url, prefix=prefix):
+        pass
+    assert await queue_exists(amqp_url, topology.route_queue)
+    for delay_s in topology.park_tiers_s:
+        assert not await queue_exists(amqp_url, topology.park_queue(delay_s))
+
+
+async def queue_exists(url: str, name: str) -> bool:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+    finally:
+        await connection.close()

@@ -508,3 +508,80 @@ async def test_a_table_that_does_not_catch_up_gives_the_message_back(
     await upstream.change(webhook, uri=f"{receiver.url}/new")
     [request] = await receiver.wait_for(1)
     assert request.path == "/new"
+
+
+async def test_two_copies_of_an_attempt_that_may_repeat_make_one_call(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Two copies of one attempt that may repeat work (a router's redelivery routed it twice),
+    taken by one sender at once, make one call and start one retry chain."""
+    receiver.script("/twice", 500)  # the attempt fails: each call would start a retry chain
+    receiver.delays_s["/twice"] = 0.3  # the first copy is still in flight when the second looks
+    webhook = await upstream.webhook(f"{receiver.url}/twice")
+    task = DeliveryTask(
+        delivery_id=delivery_id_for("evt_twice", webhook.id),
+        webhook_id=webhook.id,
+        webhook_revision=webhook.revision,
+        event=Event(id="evt_twice", type="a.b", data={}, time=datetime.now(UTC)),
+    )
+    for _copy in range(2):  # both queued before the sender starts: it takes them at once
+        await upstream.publisher.publish(
+            upstream.settings.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+            headers={REPEAT_HEADER: "1"},
+        )
+    sender = await start_sender()
+    records = await upstream.outcomes(2)
+    assert [(r.attempt, r.outcome) for r in records] == [
+        (1, "retry_scheduled"),
+        (2, "delivered"),
+    ]
+
+    async def metrics() -> str:
+        return await (await sender.get("/metrics")).text()
+
+    async def second_copy_dropped() -> bool:
+        return "hookline_deliveries_repeat_dropped_total 1.0" in await metrics()
+
+    await eventually(second_copy_dropped)
+    assert len(receiver.to("/twice")) == 2  # attempt 1 once, attempt 2 once
+    assert "hookline_handler_crashes_total{" not in await metrics()  # no crash counted
+
+
+async def test_a_repeated_attempt_waits_for_the_next_one_made_meanwhile(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """A redelivered attempt 1 whose retry (attempt 2) was published before its record was lost,
+    taken at once with that retry by one sender, is dropped once attempt 2 is recorded: one call,
+    one chain."""
+    receiver.delays_s["/next"] = 0.3  # attempt 2 is still in flight when attempt 1 looks
+    webhook = await upstream.webhook(f"{receiver.url}/next")
+    first = DeliveryTask(
+        delivery_id=delivery_id_for("evt_next", webhook.id),
+        webhook_id=webhook.id,
+        webhook_revision=webhook.revision,
+        event=Event(id="evt_next", type="a.b", data={}, time=datetime.now(UTC)),
+    )
+    for task, headers in (
+        (first.model_copy(update={"attempt": 2}), {}),  # the retry, as a retry tier returns it
+        (first, {REPEAT_HEADER: "1"}),  # attempt 1 again (here marked; redelivered in the wild)
+    ):
+        await upstream.publisher.publish(
+            upstream.settings.topology.deliveries_exchange,
+            DELIVER_KEY,
+            task.model_dump_json().encode(),
+            message_id=task.delivery_id,
+            headers=headers,
+        )
+    sender = await start_sender()
+
+    async def repeat_dropped() -> bool:
+        metrics = await (await sender.get("/metrics")).text()
+        return "hookline_deliveries_repeat_dropped_total 1.0" in metrics
+
+    await eventually(repeat_dropped)
+    [record] = await upstream.outcomes(1)
+    assert (record.attempt, record.outcome) == (2, "delivered")
+    assert len(receiver.to("/next")) == 1
