@@ -27,6 +27,12 @@ CRASHES_HEADER = "x-hookline-crashes"
 # Header of a message that may repeat work already done (republished after a crash, or a delivery
 # routed again from a redelivered event): its consumer checks what is recorded before acting.
 REPEAT_HEADER = "x-hookline-repeat"
+# Value of REPEAT_HEADER on the retry a repeated attempt produced: it may duplicate the retry the
+# first making of that attempt published, and is checked once more, but its own retry is not.
+REPEAT_PRODUCT = "product"
+# Header of a message that may repeat work and waits until any earlier making of it must have been
+# recorded: the Unix time in milliseconds it may be checked and attempted.
+RECHECK_AT_HEADER = "x-hookline-recheck-at"
 # Header that keeps a message's original routing key when it is republished to a queue directly.
 ROUTING_KEY_HEADER = "x-hookline-routing-key"
 # Header of a dead letter: the attempts it had.

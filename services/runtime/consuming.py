@@ -94,6 +94,10 @@ async def confirm(
     HoldExpired gives it back. ChannelLost when the input's channel closed (it will be redelivered,
     nothing may be acked). Any other error of a publish is a bug and propagates.
     """
+    if channel_closed(message):
+        # Its channel is gone, so it has been or will be redelivered: whatever it would produce now
+        # could go out twice, once from here and once from its next making.
+        raise ChannelLost(f"{what}: the channel closed before publishing")
     deadline = time.monotonic() + hold_s
     for start in range(0, len(publishes), PUBLISH_BATCH):
         pending = list(publishes[start : start + PUBLISH_BATCH])

@@ -21,7 +21,15 @@ from pydantic import ValidationError
 
 from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask, log_record_id
 from schemas.mail import FailureNotice
-from schemas.topology import ATTEMPTS_HEADER, REASON_HEADER, Topology, delay_label
+from schemas.topology import (
+    ATTEMPTS_HEADER,
+    REASON_HEADER,
+    RECHECK_AT_HEADER,
+    REPEAT_HEADER,
+    REPEAT_PRODUCT,
+    Topology,
+    delay_label,
+)
 from schemas.webhooks import WebhookDisabled, WebhookState
 from services.runtime.broker import Publisher, PublishFailed
 from services.runtime.consuming import Publish, confirm, may_repeat
@@ -41,6 +49,10 @@ log = structlog.get_logger(__name__)
 
 # A parked delivery waits at least this long before it is tried again.
 MIN_PARK_S = 1.0
+# How long a possible repeat waits past an attempt's deadline before it is checked once more, and
+# how long a redelivered one waits for records that were in flight when its channel was lost.
+RECHECK_MARGIN_S = 5.0
+RECHECK_AFTER_REDELIVERY_S = 2.0
 
 
 class TaskUnreadable(Unreadable):
@@ -92,6 +104,10 @@ class Dispatcher:
         webhook = await self._webhook_as_routed(task)
         if await self._recorded_already(message, task):
             return Done(then=lambda: self._dropped_repeat(task))
+        if may_repeat(message):
+            wait_s = self._recheck_wait_s(message)
+            if wait_s > 0:
+                return await self._park_for_recheck(message, task, wait_s)
         attempting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._attempting[task.delivery_id] = attempting
         self._metrics.in_flight.inc()
@@ -170,6 +186,59 @@ class Dispatcher:
             await asyncio.shield(first)
         return self._settled.recorded(task.delivery_id, task.attempt)
 
+    def _recheck_wait_s(self, message: AbstractIncomingMessage) -> float:
+        """How much longer a message that may repeat work waits before it is checked once more and
+        attempted: until any earlier making of its attempt must have been recorded.
+
+        A redelivered message's earlier holder lost its channel and publishes nothing after that
+        (`confirm` checks), so a moment covers what was in flight. A copy marked as a repeat (a
+        router's redelivery, a crash, the retry of a repeated attempt) may have a twin being
+        attempted right now in another sender: that one is recorded within an attempt's deadline.
+        """
+        headers = message.headers or {}
+        recheck_at_ms = headers.get(RECHECK_AT_HEADER)
+        if isinstance(recheck_at_ms, int):
+            return max(0.0, recheck_at_ms / 1000 - time.time())
+        if headers.get(REPEAT_HEADER):
+            return self._attempt_timeout_s + RECHECK_MARGIN_S
+        return RECHECK_AFTER_REDELIVERY_S
+
+    async def _park_for_recheck(
+        self, message: AbstractIncomingMessage, task: DeliveryTask, wait_s: float
+    ) -> Outcome:
+        """Put a possible repeat aside until it may be checked once more (parked again while the
+        tiers are shorter than the wait)."""
+        headers = message.headers or {}
+        recheck_at_ms = headers.get(RECHECK_AT_HEADER)
+        if not isinstance(recheck_at_ms, int):
+            # Whole milliseconds: AMQP tables carry a float in 32 bits, which is off by a minute.
+            recheck_at_ms = round((time.time() + wait_s) * 1000)
+        # The longest tier that does not overshoot, parked again until due: a recheck should come
+        # when it may, not a tier's rounding later.
+        tiers_s = self._topology.park_tiers_s
+        delay_s = max((t for t in tiers_s if t <= wait_s), default=min(tiers_s))
+        queue = self._topology.park_queue(delay_s)
+        repeat = headers.get(REPEAT_HEADER) or "redelivered"
+
+        async def park() -> None:
+            await self._publisher.republish(
+                message, queue, headers={REPEAT_HEADER: repeat, RECHECK_AT_HEADER: recheck_at_ms}
+            )
+
+        await confirm(message, [park], what="recheck", hold_s=self._hold_s)
+
+        def parked() -> None:
+            self._metrics.parked.labels(reason="recheck").inc()
+            log.info(
+                "delivery.recheck_later",
+                delivery_id=task.delivery_id,
+                webhook_id=task.webhook_id,
+                attempt=task.attempt,
+                wait_s=round(wait_s, 3),
+            )
+
+        return Done(then=parked)
+
     async def _park(
         self, message: AbstractIncomingMessage, task: DeliveryTask, refused: Refused
     ) -> Outcome:
@@ -219,7 +288,9 @@ class Dispatcher:
             next_attempt_in_s=decision.delay_s,
             test=task.test,
         )
-        produced = self._produced_by(task, webhook, decision, now)
+        produced = self._produced_by(
+            task, webhook, decision, now, repeated=repeated_attempt(message)
+        )
         if produced:
             await confirm(message, produced, what=decision.outcome, hold_s=self._hold_s)
         await confirm(message, [self._log_publish(record)], what="record", hold_s=self._hold_s)
@@ -232,12 +303,20 @@ class Dispatcher:
         webhook: WebhookState | None,
         decision: Decision,
         now: datetime,
+        *,
+        repeated: bool,
     ) -> list[Publish]:
-        """The messages a decision produces besides its record."""
+        """The messages a decision produces besides its record.
+
+        The retry of a repeated attempt may duplicate one the first making published: it is
+        marked, so it is checked against the log (once) before it is attempted.
+        """
         produced: list[Publish] = []
         if decision.outcome == "retry_scheduled":
             assert decision.delay_s is not None
-            produced.append(self._retry_publish(task, decision.delay_s, decision.reason))
+            produced.append(
+                self._retry_publish(task, decision.delay_s, decision.reason, repeated=repeated)
+            )
         elif decision.outcome == "dead_lettered":
             produced.append(self._dead_letter_publish(task, decision.reason))
         if decision.disable and webhook is not None and not webhook.disabled:
@@ -325,13 +404,18 @@ class Dispatcher:
 
         return publish
 
-    def _retry_publish(self, task: DeliveryTask, delay_s: float, reason: str | None) -> Publish:
+    def _retry_publish(
+        self, task: DeliveryTask, delay_s: float, reason: str | None, *, repeated: bool
+    ) -> Publish:
         body = task.model_copy(update={"attempt": task.attempt + 1}).model_dump_json().encode()
         queue = self._topology.retry_queue(delay_s)
+        headers: dict[str, str] = {REASON_HEADER: reason or ""}
+        if repeated:
+            headers[REPEAT_HEADER] = REPEAT_PRODUCT
 
         async def publish() -> None:
             await self._publisher.publish(
-                "", queue, body, message_id=task.delivery_id, headers={REASON_HEADER: reason or ""}
+                "", queue, body, message_id=task.delivery_id, headers=headers
             )
 
         return publish
@@ -365,6 +449,12 @@ class Dispatcher:
             await self._publisher.publish("", self._topology.mail_queue, body)
 
         return publish
+
+
+def repeated_attempt(message: AbstractIncomingMessage) -> bool:
+    """Whether attempting this message may have repeated an attempt made before (not so for the
+    marked retry of a repeated attempt: its twin, if any, was checked for)."""
+    return may_repeat(message) and (message.headers or {}).get(REPEAT_HEADER) != REPEAT_PRODUCT
 
 
 def read_task(message: AbstractIncomingMessage) -> DeliveryTask:

@@ -52,7 +52,8 @@ class SenderMetrics:
         self.parked = Counter(
             "hookline_deliveries_parked_total",
             "Deliveries put aside without an attempt, by reason: endpoint_busy (at its limit of "
-            "concurrent attempts in this sender) or circuit_open.",
+            "concurrent attempts in this sender), circuit_open, or recheck (it may repeat an "
+            "attempt made before, and waits until that one must have been recorded).",
             ["reason"],
             registry=registry,
         )
