@@ -101,17 +101,27 @@ class DeliveryAttempted(BaseModel):
 DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)
 
 
-def log_record_id(delivery_id: str, attempt: int) -> str:
-    """The message id of an attempt's record in the delivery log: readers that only need to know
-    which attempts are recorded read it without parsing the body."""
-    return f"{delivery_id}/{attempt}"
+# Outcomes after which a delivery has no further attempt.
+FINAL_OUTCOMES: frozenset[str] = frozenset({"delivered", "dead_lettered", "failed", "cancelled"})
+# Suffix of the message id of a record whose outcome ends its delivery.
+FINAL_SUFFIX = "/final"
 
 
-def parse_log_record_id(message_id: str | None) -> tuple[str, int] | None:
-    """(delivery id, attempt) from a record's message id; None when it is not one."""
+def log_record_id(delivery_id: str, attempt: int, outcome: Outcome) -> str:
+    """The message id of an attempt's record in the delivery log (`msg_…/3`, or `msg_…/3/final`
+    when the outcome ends the delivery): readers that only need to know which attempts are
+    recorded read it without parsing the body."""
+    suffix = FINAL_SUFFIX if outcome in FINAL_OUTCOMES else ""
+    return f"{delivery_id}/{attempt}{suffix}"
+
+
+def parse_log_record_id(message_id: str | None) -> tuple[str, int, bool] | None:
+    """(delivery id, attempt, whether it ended the delivery) from a record's message id; None
+    when it is not one."""
     if not message_id:
         return None
-    delivery_id, _, attempt = message_id.rpartition("/")
+    final = message_id.endswith(FINAL_SUFFIX)
+    delivery_id, _, attempt = message_id.removesuffix(FINAL_SUFFIX).rpartition("/")
     if not delivery_id or not attempt.isdigit():
         return None
-    return delivery_id, int(attempt)
+    return delivery_id, int(attempt), final

@@ -19,7 +19,13 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from schemas.deliveries import DELIVERY_TASK, DeliveryAttempted, DeliveryTask, log_record_id
+from schemas.deliveries import (
+    DELIVERY_TASK,
+    FINAL_OUTCOMES,
+    DeliveryAttempted,
+    DeliveryTask,
+    log_record_id,
+)
 from schemas.mail import FailureNotice
 from schemas.topology import (
     ATTEMPTS_HEADER,
@@ -294,7 +300,7 @@ class Dispatcher:
         if produced:
             await confirm(message, produced, what=decision.outcome, hold_s=self._hold_s)
         await confirm(message, [self._log_publish(record)], what="record", hold_s=self._hold_s)
-        self._settled.add(task.delivery_id, task.attempt)
+        self._settled.add(task.delivery_id, task.attempt, final=decision.outcome in FINAL_OUTCOMES)
         return Done(then=lambda: self._attempted(record, decision, result))
 
     def _produced_by(
@@ -391,7 +397,7 @@ class Dispatcher:
 
     def _log_publish(self, record: DeliveryAttempted) -> Publish:
         body = record.model_dump_json(exclude_none=True).encode()
-        record_id = log_record_id(record.delivery_id, record.attempt)
+        record_id = log_record_id(record.delivery_id, record.attempt, record.outcome)
 
         async def publish() -> None:
             await self._publisher.publish(

@@ -11,13 +11,14 @@ that may repeat it first catches up with the log (a marker round), then looks.
 from __future__ import annotations
 
 import json
+import sys
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
-from schemas.deliveries import parse_log_record_id
+from schemas.deliveries import FINAL_OUTCOMES, parse_log_record_id
 from schemas.topology import Topology
 from services.runtime.broker import Publisher
 from services.runtime.streams import StreamRecord
@@ -26,22 +27,29 @@ from services.runtime.synced_stream import SyncedStream
 log = structlog.get_logger(__name__)
 
 
+# Stands for "every attempt": a delivery whose recorded outcome ended it has no attempt left, so
+# any message of it (a retry that a forked chain published, say) is recorded already.
+FINISHED = sys.maxsize
+
+
 class SettledAttempts:
-    """The highest recorded attempt of the latest `capacity` deliveries."""
+    """The highest recorded attempt of the latest `capacity` deliveries (FINISHED once one
+    ended the delivery)."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._attempts: OrderedDict[str, int] = OrderedDict()
 
-    def add(self, delivery_id: str, attempt: int) -> None:
+    def add(self, delivery_id: str, attempt: int, *, final: bool = False) -> None:
         known = self._attempts.get(delivery_id, 0)
-        self._attempts[delivery_id] = max(known, attempt)
+        self._attempts[delivery_id] = FINISHED if final else max(known, attempt)
         self._attempts.move_to_end(delivery_id)
         while len(self._attempts) > self._capacity:
             self._attempts.popitem(last=False)
 
     def recorded(self, delivery_id: str, attempt: int) -> bool:
-        """Whether this attempt (or a later one) of the delivery has an outcome in the log."""
+        """Whether this attempt (or a later one) of the delivery has an outcome in the log, or the
+        delivery is finished."""
         return self._attempts.get(delivery_id, 0) >= attempt
 
     def apply_record(self, record: StreamRecord) -> None:
@@ -50,13 +58,14 @@ class SettledAttempts:
         if key is None:
             key = _key_from_body(record.body)
         if key is not None:
-            self.add(*key)
+            delivery_id, attempt, final = key
+            self.add(delivery_id, attempt, final=final)
 
     def __len__(self) -> int:
         return len(self._attempts)
 
 
-def _key_from_body(body: bytes) -> tuple[str, int] | None:
+def _key_from_body(body: bytes) -> tuple[str, int, bool] | None:
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -65,7 +74,7 @@ def _key_from_body(body: bytes) -> tuple[str, int] | None:
         return None
     delivery_id, attempt = parsed.get("delivery_id"), parsed.get("attempt")
     if isinstance(delivery_id, str) and isinstance(attempt, int):
-        return delivery_id, attempt
+        return delivery_id, attempt, parsed.get("outcome") in FINAL_OUTCOMES
     return None
 
 
@@ -104,6 +113,6 @@ class SettledLog:
     def recorded(self, delivery_id: str, attempt: int) -> bool:
         return self.attempts.recorded(delivery_id, attempt)
 
-    def add(self, delivery_id: str, attempt: int) -> None:
+    def add(self, delivery_id: str, attempt: int, *, final: bool) -> None:
         """This sender's own record, confirmed: known at once, without reading it back."""
-        self.attempts.add(delivery_id, attempt)
+        self.attempts.add(delivery_id, attempt, final=final)

@@ -30,15 +30,33 @@ def test_memory_keeps_only_the_latest_deliveries() -> None:
 def test_records_are_read_from_their_message_id_or_else_their_body() -> None:
     """A record's message id says which attempt it is; an older record without one, its body."""
     settled = SettledAttempts(capacity=1000)
-    settled.apply_record(StreamRecord(b"not even json", 0, log_record_id("msg_a", 2), None))
+    record_id = log_record_id("msg_a", 2, "retry_scheduled")
+    settled.apply_record(StreamRecord(b"not even json", 0, record_id, None))
     settled.apply_record(StreamRecord(b'{"delivery_id": "msg_b", "attempt": 4}', 1, None, None))
     settled.apply_record(StreamRecord(b"[]", 2, None, None))
     assert settled.recorded("msg_a", 2)
     assert settled.recorded("msg_b", 4)
 
 
+def test_a_final_outcome_finishes_the_delivery() -> None:
+    """Once an attempt delivered (or dead-lettered) a delivery, every attempt of it is recorded:
+    a retry a forked chain published is dropped too."""
+    settled = SettledAttempts(capacity=1000)
+    settled.apply_record(StreamRecord(b"", 0, log_record_id("msg_a", 1, "delivered"), None))
+    settled.apply_record(
+        StreamRecord(
+            b'{"delivery_id": "msg_b", "attempt": 2, "outcome": "dead_lettered"}', 1, None, None
+        )
+    )
+    assert settled.recorded("msg_a", 2)
+    assert settled.recorded("msg_b", 9)
+    settled.add("msg_a", 1)  # a late, lower record does not reopen it
+    assert settled.recorded("msg_a", 5)
+
+
 def test_record_ids_round_trip() -> None:
-    """`msg_…/3` names attempt 3 of a delivery; anything else names none."""
-    assert parse_log_record_id(log_record_id("msg_x", 3)) == ("msg_x", 3)
-    for other in (None, "", "msg_x", "msg_x/", "/3", "msg_x/three"):
+    """`msg_…/3` names attempt 3 of a delivery, `/final` that it ended it; else nothing."""
+    assert parse_log_record_id(log_record_id("msg_x", 3, "retry_scheduled")) == ("msg_x", 3, False)
+    assert parse_log_record_id(log_record_id("msg_x", 3, "delivered")) == ("msg_x", 3, True)
+    for other in (None, "", "msg_x", "msg_x/", "/3", "msg_x/three", "msg_x/final"):
         assert parse_log_record_id(other) is None
