@@ -146,9 +146,10 @@ def running_stack(
         yield stack
     finally:
         codes = stack.stop_all()
-        schedule = settings.get("retry_schedule")
-        topology = ServiceSettings.model_validate(
-            {"prefix": prefix, **({"retry_schedule": schedule} if schedule else {})}
-        ).topology
+        # Every setting that names queues (the retry and park tiers), so none is left behind.
+        tiers = {
+            name: settings[name] for name in ("retry_schedule", "park_delays") if name in settings
+        }
+        topology = ServiceSettings.model_validate({"prefix": prefix, **tiers}).topology
         asyncio.run(delete_install(amqp_url, topology))
     assert codes == {name: 0 for name in codes}, f"unclean exits: {codes}; logs in {log_dir}"
