@@ -39,7 +39,9 @@ class Producer:
         connection: AbstractRobustConnection | None = None,
     ) -> None:
         self._url = url
-        self._topology = Topology(prefix=prefix)
+        # The park tiers depend on the install's settings, which the SDK does not know: the
+        # senders declare them (the default tiers made here would be strays nobody deletes).
+        self._topology = Topology(prefix=prefix, park_delays_s=())
         self._timeout_s = timeout_s
         self._connection = connection
         self._owns_connection = connection is None

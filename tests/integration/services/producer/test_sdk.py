@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_PARK_DELAYS_S, Topology
 from services.producer.sdk import Producer
 from tests.conftest import Installs
-from tests.support.broker import take_all
+from tests.support.broker import queue_exists, take_all
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +32,19 @@ async def test_publish_returns_the_id_once_the_event_is_queued(
     assert body["data"] == {"userId": "KXU1", "isControlled": True}
     assert body["object_id"] == "KXREC1"
     assert second.message_id == "evt_given"
+
+
+async def test_the_sdk_declares_no_park_tier(
+    amqp_url: str, prefix: str, installs: Installs
+) -> None:
+    """The SDK cannot know an install's park delays, so it leaves the park tiers to the senders
+    instead of adding the default ones (strays where HOOKLINE_PARK_DELAYS says otherwise)."""
+    topology = installs.add(Topology(prefix))  # deletes the default tiers, should they be made
+    async with Producer(amqp_url, prefix=prefix) as producer:
+        await producer.publish("problem.update", {})
+    assert await queue_exists(amqp_url, topology.route_queue)
+    for delay_s in DEFAULT_PARK_DELAYS_S:
+        assert not await queue_exists(amqp_url, topology.park_queue(delay_s)), delay_s
 
 
 async def test_publish_outside_the_context_is_an_error() -> None:
