@@ -2,17 +2,21 @@
 
 An endpoint here is a webhook. A sender asks `admit` before an attempt; when the endpoint is at its
 limit or its circuit is open, the answer says how long to stay away, and the delivery is parked
-instead of holding a prefetch slot. After `failures_to_open` consecutive failures the circuit opens
-for `open_s`; when that has passed one probe goes through (half-open): a success closes the
-circuit, a failure opens it again for twice as long, up to `max_open_s`. A `Retry-After` keeps it
-open at least that long.
+instead of holding a prefetch slot. A busy endpoint is stayed away from for about as long as its
+attempts take, or, if longer, as long as every attempt in flight has been running: an endpoint that
+went silent has finished no attempt to learn a duration from, and parking its backlog in the
+shortest tier again and again until one times out would spend the sender on it.
+
+After `failures_to_open` consecutive failures the circuit opens for `open_s`; when that has passed
+one probe goes through (half-open): a success closes the circuit, a failure opens it again for
+twice as long, up to `max_open_s`. A `Retry-After` keeps it open at least that long.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ParkReason = Literal["endpoint_busy", "circuit_open"]
@@ -26,6 +30,7 @@ class Admitted:
 
     key: str
     probe: bool = False
+    started_s: float = 0.0  # on the gate's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +43,17 @@ class Refused:
 
 @dataclass(slots=True)
 class _Endpoint:
-    in_flight: int = 0
+    # When each attempt in flight started, oldest first.
+    started_s: list[float] = field(default_factory=list)
     consecutive_failures: int = 0
     open_until: float | None = None  # set while the circuit is open (or half-open once passed)
     open_for_s: float = 0.0
     probing: bool = False
     mean_duration_s: float = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.started_s)
 
     @property
     def idle(self) -> bool:
@@ -72,19 +82,21 @@ class EndpointGate:
     def admit(self, key: str) -> Admitted | Refused:
         """Whether an attempt to `key` may start now."""
         endpoint = self._endpoints.setdefault(key, _Endpoint())
+        now = self._clock()
         if endpoint.open_until is not None:
-            now = self._clock()
             if now < endpoint.open_until:
                 return Refused("circuit_open", endpoint.open_until - now)
             if endpoint.probing:  # half-open, and the one probe is out
                 return Refused("circuit_open", max(endpoint.mean_duration_s, self._open_s))
             endpoint.probing = True
-            endpoint.in_flight += 1
-            return Admitted(key, probe=True)
+            endpoint.started_s.append(now)
+            return Admitted(key, probe=True, started_s=now)
         if endpoint.in_flight >= self._limit:
-            return Refused("endpoint_busy", endpoint.mean_duration_s)
-        endpoint.in_flight += 1
-        return Admitted(key)
+            # The youngest attempt in flight: no slot has come free for this long.
+            all_running_s = now - endpoint.started_s[-1]
+            return Refused("endpoint_busy", max(endpoint.mean_duration_s, all_running_s))
+        endpoint.started_s.append(now)
+        return Admitted(key, started_s=now)
 
     def release(
         self,
@@ -98,7 +110,8 @@ class EndpointGate:
         endpoint = self._endpoints.get(admitted.key)
         if endpoint is None:
             return
-        endpoint.in_flight = max(0, endpoint.in_flight - 1)
+        if admitted.started_s in endpoint.started_s:
+            endpoint.started_s.remove(admitted.started_s)
         if admitted.probe:
             endpoint.probing = False
         if succeeded is not None:

@@ -8,6 +8,7 @@ import subprocess
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from schemas.topology import Topology
 
@@ -33,6 +34,20 @@ async def message_count(url: str, queue: str) -> int:
         declared = await channel.declare_queue(queue, passive=True)
         result = declared.declaration_result
         return int(result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def queue_exists(url: str, queue: str) -> bool:
+    """Whether the broker has a queue of this name."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(queue, passive=True)
+        except ChannelNotFoundEntity:
+            return False
+        return True
     finally:
         await connection.close()
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import aio_pika
 import pytest
 
-from schemas.topology import Topology
+from schemas.topology import DEFAULT_PARK_DELAYS_S, Topology
 from services.producer.sdk import Producer
 from tests.conftest import Installs
-from tests.support.broker import take_all
+from tests.support.broker import queue_exists, take_all
 
 pytestmark = pytest.mark.integration
 
@@ -35,34 +34,21 @@ async def test_publish_returns_the_id_once_the_event_is_queued(
     assert second.message_id == "evt_given"
 
 
+async def test_the_sdk_declares_no_park_tier(
+    amqp_url: str, prefix: str, installs: Installs
+) -> None:
+    """The SDK cannot know an install's park delays, so it leaves the park tiers to the senders
+    instead of adding the default ones (strays where HOOKLINE_PARK_DELAYS says otherwise)."""
+    topology = installs.add(Topology(prefix))  # deletes the default tiers, should they be made
+    async with Producer(amqp_url, prefix=prefix) as producer:
+        await producer.publish("problem.update", {})
+    assert await queue_exists(amqp_url, topology.route_queue)
+    for delay_s in DEFAULT_PARK_DELAYS_S:
+        assert not await queue_exists(amqp_url, topology.park_queue(delay_s)), delay_s
+
+
 async def test_publish_outside_the_context_is_an_error() -> None:
     """Publishing before entering the context manager says how to use it."""
     producer = Producer()
     with pytest.raises(RuntimeError, match="async with"):
         await producer.publish("a", {})
-
-
-async def test_the_sdk_declares_no_park_tier_of_its_own(
-    amqp_url: str, prefix: str, installs: Installs
-) -> None:
-    """The SDK declares no park tier: it cannot know the install's delays, and the default tiers
-    would be litter in an install with others (HOOKLINE_PARK_DELAYS=0.5,2)."""
-    topology = installs.add(Topology(prefix))
-    async with Producer(amqp_url, prefix=prefix):
-        pass
-    assert await queue_exists(amqp_url, topology.route_queue)
-    for delay_s in topology.park_tiers_s:
-        assert not await queue_exists(amqp_url, topology.park_queue(delay_s))
-
-
-async def queue_exists(url: str, name: str) -> bool:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        try:
-            await channel.declare_queue(name, passive=True)
-        except aio_pika.exceptions.ChannelNotFoundEntity:
-            return False
-        return True
-    finally:
-        await connection.close()

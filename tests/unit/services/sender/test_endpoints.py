@@ -56,6 +56,33 @@ def test_a_busy_endpoint_is_parked_for_about_its_attempt_duration(gate: Endpoint
     assert 3.0 < refused.wait_s <= 4.0
 
 
+def test_a_busy_endpoint_whose_attempts_do_not_end_is_parked_as_long_as_they_ran(
+    gate: EndpointGate, clock: Clock
+) -> None:
+    """Before any attempt has ended there is no duration to go by: when every attempt in flight has
+    run 6 s, the wait asked for is 6 s, not the shortest park over and over."""
+    admitted(gate)
+    clock.now += 2
+    admitted(gate)
+    clock.now += 6
+    assert gate.admit("wh_1") == Refused("endpoint_busy", 6.0)
+
+
+def test_one_slow_attempt_does_not_park_a_fast_endpoint_long(
+    gate: EndpointGate, clock: Clock
+) -> None:
+    """A straggler among quick attempts: slots keep coming free, so the wait stays short."""
+    admitted(gate)  # the straggler, in flight throughout
+    for _ in range(20):
+        clock.now += 0.5
+        gate.release(admitted(gate), succeeded=True, duration_s=0.1)
+    admitted(gate)
+    clock.now += 0.05
+    refused = gate.admit("wh_1")
+    assert isinstance(refused, Refused)
+    assert refused.wait_s < 0.2
+
+
 def test_consecutive_failures_open_the_circuit(gate: EndpointGate, clock: Clock) -> None:
     """Three failures in a row open the circuit for 10 s: no attempt, the rest of it to wait."""
     fail(gate)

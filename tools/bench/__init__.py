@@ -1,0 +1,1 @@
+"""Measurements of a running Hookline, made from a checkout: not tests, they assert nothing."""
