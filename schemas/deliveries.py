@@ -4,7 +4,8 @@ of every outcome."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -103,25 +104,41 @@ DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)
 
 # Outcomes after which a delivery has no further attempt.
 FINAL_OUTCOMES: frozenset[str] = frozenset({"delivered", "dead_lettered", "failed", "cancelled"})
-# Suffix of the message id of a record whose outcome ends its delivery.
-FINAL_SUFFIX = "/final"
+_OUTCOMES: frozenset[str] = FINAL_OUTCOMES | {"retry_scheduled"}
 
 
-def log_record_id(delivery_id: str, attempt: int, outcome: Outcome) -> str:
-    """The message id of an attempt's record in the delivery log (`msg_…/3`, or `msg_…/3/final`
-    when the outcome ends the delivery): readers that only need to know which attempts are
-    recorded read it without parsing the body."""
-    suffix = FINAL_SUFFIX if outcome in FINAL_OUTCOMES else ""
-    return f"{delivery_id}/{attempt}{suffix}"
+@dataclass(frozen=True, slots=True)
+class RecordId:
+    """What the message id of an attempt's record says: which attempt, what came of it, and
+    when the next one is due (readers that need only this do not parse the body)."""
 
+    delivery_id: str
+    attempt: int
+    outcome: Outcome
+    next_attempt_in_s: float | None = None
 
-def parse_log_record_id(message_id: str | None) -> tuple[str, int, bool] | None:
-    """(delivery id, attempt, whether it ended the delivery) from a record's message id; None
-    when it is not one."""
-    if not message_id:
-        return None
-    final = message_id.endswith(FINAL_SUFFIX)
-    delivery_id, _, attempt = message_id.removesuffix(FINAL_SUFFIX).rpartition("/")
-    if not delivery_id or not attempt.isdigit():
-        return None
-    return delivery_id, int(attempt), final
+    def __str__(self) -> str:
+        text = f"{self.delivery_id}/{self.attempt}/{self.outcome}"
+        if self.next_attempt_in_s is not None:
+            text += f"/{round(self.next_attempt_in_s * 1000)}"
+        return text
+
+    @classmethod
+    def of(cls, record: DeliveryAttempted) -> RecordId:
+        return cls(record.delivery_id, record.attempt, record.outcome, record.next_attempt_in_s)
+
+    @classmethod
+    def parse(cls, message_id: str | None) -> RecordId | None:
+        """`msg_…/3/retry_scheduled/300000` → its parts; None when it is not a record id."""
+        parts = (message_id or "").split("/")
+        if len(parts) not in (3, 4) or not parts[0] or not parts[1].isdigit():
+            return None
+        outcome = parts[2]
+        if outcome not in _OUTCOMES:
+            return None
+        delay_s: float | None = None
+        if len(parts) == 4:
+            if not parts[3].isdigit():
+                return None
+            delay_s = int(parts[3]) / 1000
+        return cls(parts[0], int(parts[1]), cast(Outcome, outcome), delay_s)

@@ -24,7 +24,7 @@ from schemas.deliveries import (
     FINAL_OUTCOMES,
     DeliveryAttempted,
     DeliveryTask,
-    log_record_id,
+    RecordId,
 )
 from schemas.mail import FailureNotice
 from schemas.topology import (
@@ -48,7 +48,7 @@ from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
 from services.sender.retry import tier_for
 from services.sender.sanitize import clean_text
-from services.sender.settled import SettledLog
+from services.sender.settled import Recorded, SettledLog
 from services.sender.targets import TargetPolicy
 
 log = structlog.get_logger(__name__)
@@ -108,8 +108,13 @@ class Dispatcher:
     async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         task = read_task(message)
         webhook = await self._webhook_as_routed(task)
-        if await self._recorded_already(message, task):
+        recorded = await self._latest_recorded(message, task)
+        if recorded is not None and recorded.attempt >= task.attempt:
+            if recorded.attempt == task.attempt and reproduces(message, recorded):
+                return await self._reproduce(message, task, webhook, recorded)
             return Done(then=lambda: self._dropped_repeat(task))
+        if recorded is not None and recorded.outcome in FINAL_OUTCOMES:
+            return Done(then=lambda: self._dropped_repeat(task))  # a forked chain's retry
         if may_repeat(message):
             wait_s = self._recheck_wait_s(message)
             if wait_s > 0:
@@ -168,15 +173,16 @@ class Dispatcher:
             ) from None
         return self._table.get(task.webhook_id)
 
-    async def _recorded_already(self, message: AbstractIncomingMessage, task: DeliveryTask) -> bool:
-        """Whether this attempt (or a later one) has an outcome in the delivery log already.
+    async def _latest_recorded(
+        self, message: AbstractIncomingMessage, task: DeliveryTask
+    ) -> Recorded | None:
+        """The latest attempt of this delivery with an outcome in the delivery log, if any.
 
         For a message that may repeat work, the delivery log is read up to now first. Then an
-        attempt of the same delivery being made in this process now is waited for: a copy of this
-        attempt, or the next one, whose retry the first making of this one published before its
-        record was lost. Last, so that nothing awaits between this check and the caller claiming
-        the delivery (two messages that caught up together would otherwise both be attempted, and
-        go on as two retry chains).
+        attempt of the same delivery being made in this process now is waited for (a copy of this
+        attempt, or the next one). Last, so that nothing awaits between this look and the caller
+        claiming the delivery (two messages that caught up together would otherwise both be
+        attempted, and go on as two retry chains).
         """
         if may_repeat(message):
             try:
@@ -190,7 +196,34 @@ class Dispatcher:
                 ) from None
         while (first := self._attempting.get(task.delivery_id)) is not None:
             await asyncio.shield(first)
-        return self._settled.recorded(task.delivery_id, task.attempt)
+        return self._settled.latest(task.delivery_id)
+
+    async def _reproduce(
+        self,
+        message: AbstractIncomingMessage,
+        task: DeliveryTask,
+        webhook: WebhookState | None,
+        recorded: Recorded,
+    ) -> Outcome:
+        """The attempt is recorded, but what it decided may not have gone out (the broker went
+        away between the record and its retry or dead letter): produce it again, marked, so a
+        copy of something that did go out is dropped before it is attempted."""
+        decision = Decision(recorded.outcome, recorded.next_attempt_in_s, reason=recorded.error)
+        now = datetime.now(UTC)
+        produced = self._produced_by(task, webhook, decision, now, repeated=True)
+        await confirm(message, produced, what=f"{decision.outcome} again", hold_s=self._hold_s)
+
+        def reproduced() -> None:
+            self._metrics.decisions_reproduced.inc()
+            log.info(
+                "delivery.decision_produced_again",
+                delivery_id=task.delivery_id,
+                webhook_id=task.webhook_id,
+                attempt=task.attempt,
+                outcome=decision.outcome,
+            )
+
+        return Done(then=reproduced)
 
     def _recheck_wait_s(self, message: AbstractIncomingMessage) -> float:
         """How much longer a message that may repeat work waits before it is checked once more and
@@ -278,7 +311,12 @@ class Dispatcher:
         decision: Decision,
         result: CallResult | None,
     ) -> Outcome:
-        """Confirm what the decision produced, then the attempt's record; then it may be acked."""
+        """Confirm the attempt's record, then what its decision produced; then it may be acked.
+
+        The record comes first: once it is in the log, every sender knows what this attempt
+        decided, and a repeat of the message produces the retry or dead letter again rather than
+        making the attempt again (which could fork the chain).
+        """
         now = datetime.now(UTC)
         record = DeliveryAttempted(
             delivery_id=task.delivery_id,
@@ -294,13 +332,16 @@ class Dispatcher:
             next_attempt_in_s=decision.delay_s,
             test=task.test,
         )
+        record_id = RecordId.of(record)
+        await confirm(
+            message, [self._log_publish(record, record_id)], what="record", hold_s=self._hold_s
+        )
+        self._settled.add(record_id, record.error)
         produced = self._produced_by(
             task, webhook, decision, now, repeated=repeated_attempt(message)
         )
         if produced:
             await confirm(message, produced, what=decision.outcome, hold_s=self._hold_s)
-        await confirm(message, [self._log_publish(record)], what="record", hold_s=self._hold_s)
-        self._settled.add(task.delivery_id, task.attempt, final=decision.outcome in FINAL_OUTCOMES)
         return Done(then=lambda: self._attempted(record, decision, result))
 
     def _produced_by(
@@ -395,16 +436,15 @@ class Dispatcher:
             attempt=task.attempt,
         )
 
-    def _log_publish(self, record: DeliveryAttempted) -> Publish:
+    def _log_publish(self, record: DeliveryAttempted, record_id: RecordId) -> Publish:
         body = record.model_dump_json(exclude_none=True).encode()
-        record_id = log_record_id(record.delivery_id, record.attempt, record.outcome)
 
         async def publish() -> None:
             await self._publisher.publish(
                 "",
                 self._topology.delivery_log_stream,
                 body,
-                message_id=record_id,
+                message_id=str(record_id),
                 message_type=record.kind,
             )
 
@@ -455,6 +495,20 @@ class Dispatcher:
             await self._publisher.publish("", self._topology.mail_queue, body)
 
         return publish
+
+
+def reproduces(message: AbstractIncomingMessage, recorded: Recorded) -> bool:
+    """Whether a message whose own attempt is recorded produces that attempt's decision again.
+
+    Only a repeat of the message that made the attempt does (its retry or dead letter may not
+    have gone out); a marked copy of a retry that was produced again does not, or copies would
+    follow the chain step by step.
+    """
+    return (
+        recorded.outcome in ("retry_scheduled", "dead_lettered")
+        and may_repeat(message)
+        and (message.headers or {}).get(REPEAT_HEADER) != REPEAT_PRODUCT
+    )
 
 
 def repeated_attempt(message: AbstractIncomingMessage) -> bool:

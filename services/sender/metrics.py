@@ -69,6 +69,12 @@ class SenderMetrics:
             "redelivery after a lost ack, or a copy routed twice).",
             registry=registry,
         )
+        self.decisions_reproduced = Counter(
+            "hookline_decisions_reproduced_total",
+            "Repeated messages whose attempt was recorded but whose retry or dead letter may not "
+            "have gone out (the broker went away in between): produced again, not attempted.",
+            registry=registry,
+        )
         self.webhooks_disabled = Counter(
             "hookline_webhooks_disabled_total",
             "Webhooks this sender disabled because their endpoint answered 410 Gone.",

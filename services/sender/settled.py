@@ -2,23 +2,25 @@
 repeat work (redelivered after its ack was lost, republished after a crash, routed again) is not
 attempted a second time and does not start a second retry chain.
 
-The record of an attempt is published last, after its retry or dead letter was confirmed, so a
-record in the log means everything the attempt produced is durable. Each sender follows the log's
-tail (from a little before it started) and keeps the latest `capacity` attempts; for a message
-that may repeat it first catches up with the log (a marker round), then looks.
+The record of an attempt is published first, before the retry or dead letter it decides, so a
+record in the log says what the attempt decided; whatever the decision produced may still be
+missing when the broker went away right after it, and a repeat of the message produces it again.
+Each sender follows the log's tail (from a little before it started) and keeps the latest
+record of each of the last `capacity` deliveries; for a message that may repeat work it first
+catches up with the log (a marker round), then looks.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
+from pydantic import ValidationError
 
-from schemas.deliveries import FINAL_OUTCOMES, parse_log_record_id
+from schemas.deliveries import DELIVERY_LOG_RECORD, RecordId
 from schemas.topology import Topology
 from services.runtime.broker import Publisher
 from services.runtime.streams import StreamRecord
@@ -27,55 +29,59 @@ from services.runtime.synced_stream import SyncedStream
 log = structlog.get_logger(__name__)
 
 
-# Stands for "every attempt": a delivery whose recorded outcome ended it has no attempt left, so
-# any message of it (a retry that a forked chain published, say) is recorded already.
-FINISHED = sys.maxsize
+class Recorded:
+    """The latest recorded attempt of one delivery (and, if it was dead-lettered, why)."""
+
+    __slots__ = ("attempt", "error", "next_attempt_in_s", "outcome")
+
+    def __init__(self, record: RecordId, error: str | None = None) -> None:
+        self.attempt = record.attempt
+        self.outcome = record.outcome
+        self.next_attempt_in_s = record.next_attempt_in_s
+        self.error = error
 
 
 class SettledAttempts:
-    """The highest recorded attempt of the latest `capacity` deliveries (FINISHED once one
-    ended the delivery)."""
+    """The latest recorded attempt of each of the latest `capacity` deliveries."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._attempts: OrderedDict[str, int] = OrderedDict()
+        self._latest: OrderedDict[str, Recorded] = OrderedDict()
 
-    def add(self, delivery_id: str, attempt: int, *, final: bool = False) -> None:
-        known = self._attempts.get(delivery_id, 0)
-        self._attempts[delivery_id] = FINISHED if final else max(known, attempt)
-        self._attempts.move_to_end(delivery_id)
-        while len(self._attempts) > self._capacity:
-            self._attempts.popitem(last=False)
+    def add(self, record: RecordId, error: str | None = None) -> None:
+        known = self._latest.get(record.delivery_id)
+        if known is None or record.attempt >= known.attempt:
+            self._latest[record.delivery_id] = Recorded(record, error)
+        self._latest.move_to_end(record.delivery_id)
+        while len(self._latest) > self._capacity:
+            self._latest.popitem(last=False)
 
-    def recorded(self, delivery_id: str, attempt: int) -> bool:
-        """Whether this attempt (or a later one) of the delivery has an outcome in the log, or the
-        delivery is finished."""
-        return self._attempts.get(delivery_id, 0) >= attempt
+    def latest(self, delivery_id: str) -> Recorded | None:
+        """The latest recorded attempt of the delivery, if this sender knows one."""
+        return self._latest.get(delivery_id)
 
     def apply_record(self, record: StreamRecord) -> None:
-        """Learn from one delivery-log message; its id says which attempt (older records: body)."""
-        key = parse_log_record_id(record.message_id)
-        if key is None:
-            key = _key_from_body(record.body)
-        if key is not None:
-            delivery_id, attempt, final = key
-            self.add(delivery_id, attempt, final=final)
+        """Learn from one delivery-log message: its id says which attempt and what came of it (a
+        dead letter's reason, and records of older versions, are read from the body)."""
+        key = RecordId.parse(record.message_id)
+        if key is None or key.outcome == "dead_lettered":
+            parsed = _from_body(record.body)
+            if parsed is not None:
+                key, error = parsed
+                self.add(key, error)
+            return
+        self.add(key)
 
     def __len__(self) -> int:
-        return len(self._attempts)
+        return len(self._latest)
 
 
-def _key_from_body(body: bytes) -> tuple[str, int, bool] | None:
+def _from_body(body: bytes) -> tuple[RecordId, str | None] | None:
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        record = DELIVERY_LOG_RECORD.validate_json(body)
+    except (ValidationError, json.JSONDecodeError):
         return None
-    if not isinstance(parsed, dict):
-        return None
-    delivery_id, attempt = parsed.get("delivery_id"), parsed.get("attempt")
-    if isinstance(delivery_id, str) and isinstance(attempt, int):
-        return delivery_id, attempt, parsed.get("outcome") in FINAL_OUTCOMES
-    return None
+    return RecordId.of(record), record.error
 
 
 class SettledLog:
@@ -110,9 +116,9 @@ class SettledLog:
         """Return once every record confirmed before this call has been read."""
         await self._stream.caught_up()
 
-    def recorded(self, delivery_id: str, attempt: int) -> bool:
-        return self.attempts.recorded(delivery_id, attempt)
+    def latest(self, delivery_id: str) -> Recorded | None:
+        return self.attempts.latest(delivery_id)
 
-    def add(self, delivery_id: str, attempt: int, *, final: bool) -> None:
+    def add(self, record: RecordId, error: str | None = None) -> None:
         """This sender's own record, confirmed: known at once, without reading it back."""
-        self.attempts.add(delivery_id, attempt, final=final)
+        self.attempts.add(record, error)

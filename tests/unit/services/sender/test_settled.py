@@ -1,62 +1,103 @@
-"""Which attempts already have an outcome in the delivery log."""
+"""Which attempts already have an outcome in the delivery log, and what each decided."""
 
 from __future__ import annotations
 
-from schemas.deliveries import log_record_id, parse_log_record_id
+import pytest
+
+from schemas.deliveries import DeliveryAttempted, Outcome, RecordId
 from services.runtime.streams import StreamRecord
 from services.sender.settled import SettledAttempts
 
 
-def test_an_attempt_is_recorded_with_every_earlier_one() -> None:
-    """Recording attempt 3 of a delivery says attempts 1 to 3 are settled, 4 is not."""
+def record_id(
+    attempt: int, outcome: Outcome = "retry_scheduled", delay_s: float | None = 5.0
+) -> RecordId:
+    return RecordId("msg_1", attempt, outcome, delay_s if outcome == "retry_scheduled" else None)
+
+
+def test_the_latest_attempt_is_kept_with_its_decision() -> None:
+    """The highest recorded attempt wins; an older record read late changes nothing."""
     settled = SettledAttempts(capacity=1000)
-    settled.add("msg_1", 3)
-    assert [settled.recorded("msg_1", n) for n in (1, 3, 4)] == [True, True, False]
-    settled.add("msg_1", 2)  # an older record read late lowers nothing
-    assert settled.recorded("msg_1", 3)
-    assert not settled.recorded("msg_2", 1)
+    settled.add(record_id(2, delay_s=300.0))
+    settled.add(record_id(1))
+    latest = settled.latest("msg_1")
+    assert latest is not None
+    assert (latest.attempt, latest.outcome, latest.next_attempt_in_s) == (
+        2,
+        "retry_scheduled",
+        300.0,
+    )
+    assert settled.latest("msg_2") is None
 
 
 def test_memory_keeps_only_the_latest_deliveries() -> None:
     """Beyond its capacity the oldest deliveries are forgotten."""
     settled = SettledAttempts(capacity=1000)
     for n in range(1500):
-        settled.add(f"msg_{n}", 1)
+        settled.add(RecordId(f"msg_{n}", 1, "delivered"))
     assert len(settled) == 1000
-    assert not settled.recorded("msg_0", 1)
-    assert settled.recorded("msg_1499", 1)
+    assert settled.latest("msg_0") is None
+    assert settled.latest("msg_1499") is not None
 
 
-def test_records_are_read_from_their_message_id_or_else_their_body() -> None:
-    """A record's message id says which attempt it is; an older record without one, its body."""
+def test_records_are_read_from_their_message_id() -> None:
+    """A record's message id says which attempt it is and what it decided: no body parsing."""
     settled = SettledAttempts(capacity=1000)
-    record_id = log_record_id("msg_a", 2, "retry_scheduled")
-    settled.apply_record(StreamRecord(b"not even json", 0, record_id, None))
-    settled.apply_record(StreamRecord(b'{"delivery_id": "msg_b", "attempt": 4}', 1, None, None))
-    settled.apply_record(StreamRecord(b"[]", 2, None, None))
-    assert settled.recorded("msg_a", 2)
-    assert settled.recorded("msg_b", 4)
+    settled.apply_record(StreamRecord(b"not even json", 0, str(record_id(3, delay_s=1.5)), None))
+    latest = settled.latest("msg_1")
+    assert latest is not None
+    assert (latest.attempt, latest.next_attempt_in_s) == (3, 1.5)
 
 
-def test_a_final_outcome_finishes_the_delivery() -> None:
-    """Once an attempt delivered (or dead-lettered) a delivery, every attempt of it is recorded:
-    a retry a forked chain published is dropped too."""
-    settled = SettledAttempts(capacity=1000)
-    settled.apply_record(StreamRecord(b"", 0, log_record_id("msg_a", 1, "delivered"), None))
-    settled.apply_record(
-        StreamRecord(
-            b'{"delivery_id": "msg_b", "attempt": 2, "outcome": "dead_lettered"}', 1, None, None
-        )
+def test_a_dead_letters_reason_and_older_records_come_from_the_body() -> None:
+    """A dead-lettered record keeps its reason (to dead-letter again); a record without a
+    readable id is read from its body; junk is skipped."""
+    dead = DeliveryAttempted(
+        delivery_id="msg_d",
+        event_id="e",
+        event_type="a.b",
+        webhook_id="wh",
+        attempt=4,
+        at="2026-01-01T00:00:00Z",
+        outcome="dead_lettered",
+        error="503 Service Unavailable",
     )
-    assert settled.recorded("msg_a", 2)
-    assert settled.recorded("msg_b", 9)
-    settled.add("msg_a", 1)  # a late, lower record does not reopen it
-    assert settled.recorded("msg_a", 5)
+    settled = SettledAttempts(capacity=1000)
+    body = dead.model_dump_json().encode()
+    settled.apply_record(StreamRecord(body, 0, str(RecordId.of(dead)), None))
+    settled.apply_record(StreamRecord(body.replace(b"msg_d", b"msg_old"), 1, None, None))
+    settled.apply_record(StreamRecord(b"[]", 2, None, None))
+    for delivery_id in ("msg_d", "msg_old"):
+        latest = settled.latest(delivery_id)
+        assert latest is not None
+        assert (latest.attempt, latest.outcome, latest.error) == (
+            4,
+            "dead_lettered",
+            "503 Service Unavailable",
+        )
 
 
 def test_record_ids_round_trip() -> None:
-    """`msg_…/3` names attempt 3 of a delivery, `/final` that it ended it; else nothing."""
-    assert parse_log_record_id(log_record_id("msg_x", 3, "retry_scheduled")) == ("msg_x", 3, False)
-    assert parse_log_record_id(log_record_id("msg_x", 3, "delivered")) == ("msg_x", 3, True)
-    for other in (None, "", "msg_x", "msg_x/", "/3", "msg_x/three", "msg_x/final"):
-        assert parse_log_record_id(other) is None
+    """A record id names the delivery, the attempt, the outcome and the next delay."""
+    for original in (record_id(3, delay_s=0.25), RecordId("msg_x", 1, "delivered")):
+        assert RecordId.parse(str(original)) == original
+    assert str(record_id(2, delay_s=300.0)) == "msg_1/2/retry_scheduled/300000"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        None,
+        "",
+        "msg_x",
+        "msg_x/3",
+        "/3/delivered",
+        "msg_x/three/delivered",
+        "msg_x/3/exploded",
+        "msg_x/3/retry_scheduled/soon",
+        "a/b/c/d/e",
+    ],
+)
+def test_anything_else_is_no_record_id(other: str | None) -> None:
+    """Ids that are not record ids say nothing."""
+    assert RecordId.parse(other) is None
