@@ -109,36 +109,46 @@ _OUTCOMES: frozenset[str] = FINAL_OUTCOMES | {"retry_scheduled"}
 
 @dataclass(frozen=True, slots=True)
 class RecordId:
-    """What the message id of an attempt's record says: which attempt, what came of it, and
-    when the next one is due (readers that need only this do not parse the body)."""
+    """What the message id of an attempt's record says: which attempt, what came of it, when,
+    and how long until the next one (readers that need only this do not parse the body)."""
 
     delivery_id: str
     attempt: int
     outcome: Outcome
+    at_ms: int
     next_attempt_in_s: float | None = None
 
     def __str__(self) -> str:
-        text = f"{self.delivery_id}/{self.attempt}/{self.outcome}"
+        text = f"{self.delivery_id}/{self.attempt}/{self.outcome}/{self.at_ms}"
         if self.next_attempt_in_s is not None:
             text += f"/{round(self.next_attempt_in_s * 1000)}"
         return text
 
+    @property
+    def next_attempt_due_ms(self) -> int | None:
+        """When the next attempt is due (Unix milliseconds), if one is."""
+        if self.next_attempt_in_s is None:
+            return None
+        return self.at_ms + round(self.next_attempt_in_s * 1000)
+
     @classmethod
     def of(cls, record: DeliveryAttempted) -> RecordId:
-        return cls(record.delivery_id, record.attempt, record.outcome, record.next_attempt_in_s)
+        at_ms = round(record.at.timestamp() * 1000)
+        return cls(
+            record.delivery_id, record.attempt, record.outcome, at_ms, record.next_attempt_in_s
+        )
 
     @classmethod
     def parse(cls, message_id: str | None) -> RecordId | None:
-        """`msg_…/3/retry_scheduled/300000` → its parts; None when it is not a record id."""
+        """`msg_…/3/retry_scheduled/1795699000000/300000` → its parts; None when it is not a
+        record id."""
         parts = (message_id or "").split("/")
-        if len(parts) not in (3, 4) or not parts[0] or not parts[1].isdigit():
+        if len(parts) not in (4, 5) or not parts[0]:
+            return None
+        if not all(part.isdigit() for part in parts[1:2] + parts[3:]):
             return None
         outcome = parts[2]
         if outcome not in _OUTCOMES:
             return None
-        delay_s: float | None = None
-        if len(parts) == 4:
-            if not parts[3].isdigit():
-                return None
-            delay_s = int(parts[3]) / 1000
-        return cls(parts[0], int(parts[1]), cast(Outcome, outcome), delay_s)
+        delay_s = int(parts[4]) / 1000 if len(parts) == 5 else None
+        return cls(parts[0], int(parts[1]), cast(Outcome, outcome), int(parts[3]), delay_s)

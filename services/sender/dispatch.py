@@ -29,6 +29,7 @@ from schemas.deliveries import (
 from schemas.mail import FailureNotice
 from schemas.topology import (
     ATTEMPTS_HEADER,
+    DELIVER_KEY,
     REASON_HEADER,
     RECHECK_AT_HEADER,
     REPEAT_HEADER,
@@ -58,7 +59,7 @@ MIN_PARK_S = 1.0
 # How long a possible repeat waits past an attempt's deadline before it is checked once more, and
 # how long a redelivered one waits for records that were in flight when its channel was lost.
 RECHECK_MARGIN_S = 5.0
-RECHECK_AFTER_REDELIVERY_S = 2.0
+RECHECK_AFTER_REDELIVERY_S = 1.0
 
 
 class TaskUnreadable(Unreadable):
@@ -210,7 +211,11 @@ class Dispatcher:
         copy of something that did go out is dropped before it is attempted."""
         decision = Decision(recorded.outcome, recorded.next_attempt_in_s, reason=recorded.error)
         now = datetime.now(UTC)
-        produced = self._produced_by(task, webhook, decision, now, repeated=True)
+        if decision.outcome == "retry_scheduled" and recorded.next_attempt_due_ms is not None:
+            # Due when it was due the first time, not a whole delay from now.
+            produced = [self._retry_again_publish(task, recorded.next_attempt_due_ms)]
+        else:
+            produced = self._produced_by(task, webhook, decision, now)
         await confirm(message, produced, what=f"{decision.outcome} again", hold_s=self._hold_s)
 
         def reproduced() -> None:
@@ -231,8 +236,8 @@ class Dispatcher:
 
         A redelivered message's earlier holder lost its channel and publishes nothing after that
         (`confirm` checks), so a moment covers what was in flight. A copy marked as a repeat (a
-        router's redelivery, a crash, the retry of a repeated attempt) may have a twin being
-        attempted right now in another sender: that one is recorded within an attempt's deadline.
+        router's redelivery, a crash, a retry produced again) may have a twin being attempted
+        right now in another sender: that one is recorded within an attempt's deadline.
         """
         headers = message.headers or {}
         recheck_at_ms = headers.get(RECHECK_AT_HEADER)
@@ -337,9 +342,7 @@ class Dispatcher:
             message, [self._log_publish(record, record_id)], what="record", hold_s=self._hold_s
         )
         self._settled.add(record_id, record.error)
-        produced = self._produced_by(
-            task, webhook, decision, now, repeated=repeated_attempt(message)
-        )
+        produced = self._produced_by(task, webhook, decision, now)
         if produced:
             await confirm(message, produced, what=decision.outcome, hold_s=self._hold_s)
         return Done(then=lambda: self._attempted(record, decision, result))
@@ -350,20 +353,12 @@ class Dispatcher:
         webhook: WebhookState | None,
         decision: Decision,
         now: datetime,
-        *,
-        repeated: bool,
     ) -> list[Publish]:
-        """The messages a decision produces besides its record.
-
-        The retry of a repeated attempt may duplicate one the first making published: it is
-        marked, so it is checked against the log (once) before it is attempted.
-        """
+        """The messages a decision produces besides its record."""
         produced: list[Publish] = []
         if decision.outcome == "retry_scheduled":
             assert decision.delay_s is not None
-            produced.append(
-                self._retry_publish(task, decision.delay_s, decision.reason, repeated=repeated)
-            )
+            produced.append(self._retry_publish(task, decision.delay_s, decision.reason))
         elif decision.outcome == "dead_lettered":
             produced.append(self._dead_letter_publish(task, decision.reason))
         if decision.disable and webhook is not None and not webhook.disabled:
@@ -450,19 +445,40 @@ class Dispatcher:
 
         return publish
 
-    def _retry_publish(
-        self, task: DeliveryTask, delay_s: float, reason: str | None, *, repeated: bool
-    ) -> Publish:
+    def _retry_publish(self, task: DeliveryTask, delay_s: float, reason: str | None) -> Publish:
         body = task.model_copy(update={"attempt": task.attempt + 1}).model_dump_json().encode()
         queue = self._topology.retry_queue(delay_s)
-        headers: dict[str, str] = {REASON_HEADER: reason or ""}
-        if repeated:
-            headers[REPEAT_HEADER] = REPEAT_PRODUCT
 
         async def publish() -> None:
             await self._publisher.publish(
-                "", queue, body, message_id=task.delivery_id, headers=headers
+                "", queue, body, message_id=task.delivery_id, headers={REASON_HEADER: reason or ""}
             )
+
+        return publish
+
+    def _retry_again_publish(self, task: DeliveryTask, due_ms: int) -> Publish:
+        """The retry an attempt's record says was scheduled, produced again: marked (a copy of one
+        that went out is dropped before it is attempted), and due when the first was due, so it
+        goes to the retry tier that ends closest before then, or straight to the deliver queue."""
+        body = task.model_copy(update={"attempt": task.attempt + 1}).model_dump_json().encode()
+        headers = {REPEAT_HEADER: REPEAT_PRODUCT}
+        wait_s = due_ms / 1000 - time.time()
+        tiers_s = [t for t in self._topology.retry_tiers_s if t <= wait_s]
+
+        async def publish() -> None:
+            if tiers_s:
+                queue = self._topology.retry_queue(max(tiers_s))
+                await self._publisher.publish(
+                    "", queue, body, message_id=task.delivery_id, headers=headers
+                )
+            else:
+                await self._publisher.publish(
+                    self._topology.deliveries_exchange,
+                    DELIVER_KEY,
+                    body,
+                    message_id=task.delivery_id,
+                    headers=headers,
+                )
 
         return publish
 
@@ -509,12 +525,6 @@ def reproduces(message: AbstractIncomingMessage, recorded: Recorded) -> bool:
         and may_repeat(message)
         and (message.headers or {}).get(REPEAT_HEADER) != REPEAT_PRODUCT
     )
-
-
-def repeated_attempt(message: AbstractIncomingMessage) -> bool:
-    """Whether attempting this message may have repeated an attempt made before (not so for the
-    marked retry of a repeated attempt: its twin, if any, was checked for)."""
-    return may_repeat(message) and (message.headers or {}).get(REPEAT_HEADER) != REPEAT_PRODUCT
 
 
 def read_task(message: AbstractIncomingMessage) -> DeliveryTask:

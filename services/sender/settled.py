@@ -32,12 +32,13 @@ log = structlog.get_logger(__name__)
 class Recorded:
     """The latest recorded attempt of one delivery (and, if it was dead-lettered, why)."""
 
-    __slots__ = ("attempt", "error", "next_attempt_in_s", "outcome")
+    __slots__ = ("attempt", "error", "next_attempt_due_ms", "next_attempt_in_s", "outcome")
 
     def __init__(self, record: RecordId, error: str | None = None) -> None:
         self.attempt = record.attempt
         self.outcome = record.outcome
         self.next_attempt_in_s = record.next_attempt_in_s
+        self.next_attempt_due_ms = record.next_attempt_due_ms
         self.error = error
 
 

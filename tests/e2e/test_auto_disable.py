@@ -55,18 +55,6 @@ def stack(
         yield stack
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def url_of(stack: Stack, name: str) -> str:
-    return next(s.url for s in stack.services if s.name == name)
-
-
 async def test_always_failing_is_disabled_and_sometimes_failing_is_not(
     stack: Stack, receiver: Receiver, smtp: SmtpSink
 ) -> None:
@@ -74,7 +62,7 @@ async def test_always_failing_is_disabled_and_sometimes_failing_is_not(
     for the time and the count, and mailed about; one answering 503 and 200 in turn never is."""
     receiver.always["/down"] = 503
     receiver.script("/flaky", *([503, 200] * 50))
-    router = url_of(stack, "router")
+    router = stack.url_of("router")
     async with aiohttp.ClientSession() as http:
 
         async def create(path: str) -> str:
@@ -103,7 +91,7 @@ async def test_always_failing_is_disabled_and_sometimes_failing_is_not(
             while not (await shown(down))["disabled"]:
                 n += 1
                 async with http.post(
-                    f"{url_of(stack, 'producer')}/events",
+                    f"{stack.url_of('producer')}/events",
                     json={"type": "health.tick", "id": f"evt_{n}", "data": {"n": n}},
                     headers=INGEST,
                 ) as response:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from schemas.topology import Topology
 from tests.conftest import RUN_PREFIX
@@ -84,18 +83,8 @@ def stack(broker: PrivateBroker, tmp_path_factory: pytest.TempPathFactory) -> It
             broker.ensure_running()  # the install is deleted on it next
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def reconnections(service: ServiceProcess) -> int:
     return sum(line.get("event") == "broker.reconnected" for line in service.log_lines())
-
-
-def url_of(stack: Stack, name: str) -> str:
-    return next(s.url for s in stack.services if s.name == name)
 
 
 async def all_ready(http: aiohttp.ClientSession, stack: Stack) -> bool:
@@ -124,7 +113,7 @@ async def events_flow_through(
         webhooks: list[str] = []
         for path in FAIL_FIRST:
             async with http.post(
-                f"{url_of(stack, 'router')}/webhooks",
+                f"{stack.url_of('router')}/webhooks",
                 json={"event": f"{kind}.*", "uri": f"{receiver.url}{path}"},
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             ) as response:
@@ -144,7 +133,7 @@ async def events_flow_through(
                     for n in range(len(events), len(events) + BATCH)
                 ]
                 events.extend(batch)
-                tries = await post_events(http, url_of(stack, "producer"), batch, timeout_s=90)
+                tries = await post_events(http, stack.url_of("producer"), batch, timeout_s=90)
                 refused_then_accepted += tries > 1
                 await asyncio.sleep(BATCH_EVERY_S)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aio_pika
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from schemas.topology import Topology
 from tests.conftest import RUN_PREFIX
@@ -59,31 +58,13 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield stack
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def alive(stack: Stack, prefix: str) -> list[ServiceProcess]:
     return [s for s in stack.services if s.name.startswith(prefix) and s.process.poll() is None]
 
 
-def url_of(stack: Stack, prefix: str) -> str:
-    return alive(stack, prefix)[0].url
-
-
 async def create_webhook(http: aiohttp.ClientSession, stack: Stack, event: str, uri: str) -> str:
     async with http.post(
-        f"{url_of(stack, 'router')}/webhooks",
+        f"{stack.url_of('router')}/webhooks",
         json={"event": event, "uri": uri},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     ) as response:
@@ -144,7 +125,7 @@ async def test_five_kill_9_of_a_sender_during_2000_deliveries_lose_nothing(
     events = events_of("kill", KILL_EVENTS)
     expected = expected_of(events, webhooks)
     for start_at in range(0, KILL_EVENTS, 250):
-        await post_events(http, url_of(stack, "producer"), events[start_at : start_at + 250])
+        await post_events(http, stack.url_of("producer"), events[start_at : start_at + 250])
 
     def delivered() -> int:
         return len({r.headers["webhook-id"] for r in receiver.to("/kill") if r.status == 200})
@@ -181,7 +162,7 @@ async def test_kill_9_of_the_router_mid_stream_loses_nothing(
 
     async def publish_slowly() -> None:
         for start_at in range(0, len(events), 10):
-            await post_events(http, url_of(stack, "producer"), events[start_at : start_at + 10])
+            await post_events(http, stack.url_of("producer"), events[start_at : start_at + 10])
             await asyncio.sleep(0.1)
 
     publishing = asyncio.create_task(publish_slowly())
@@ -205,7 +186,7 @@ async def test_a_loss_is_caught_negative_control(
     for sender in alive(stack, "sender"):
         sender.kill()
     purged = events_of("purge", 30)
-    await post_events(http, url_of(stack, "producer"), purged)
+    await post_events(http, stack.url_of("producer"), purged)
     await eventually(lambda: _depth_is(amqp_url, TOPOLOGY.deliver_queue, len(purged)), timeout_s=30)
     connection = await aio_pika.connect(amqp_url)
     try:
@@ -218,7 +199,7 @@ async def test_a_loss_is_caught_negative_control(
     sentinel: list[dict[str, object]] = [
         {"type": "purge.tick", "id": "evt_purge_sentinel", "data": {}}
     ]
-    await post_events(http, url_of(stack, "producer"), sentinel)
+    await post_events(http, stack.url_of("producer"), sentinel)
     await receiver.wait_for(1, path="/purge", timeout_s=30)
 
     result = await settle(
@@ -247,9 +228,9 @@ async def test_a_subscriber_down_then_failing_then_healthy_gets_every_event(
         await receiver.down()
         down_since = time.monotonic()
         events = events_of("outage", 40)
-        await post_events(http, url_of(stack, "producer"), events[:20])
+        await post_events(http, stack.url_of("producer"), events[:20])
         await asyncio.sleep(2)
-        await post_events(http, url_of(stack, "producer"), events[20:])
+        await post_events(http, stack.url_of("producer"), events[20:])
         await asyncio.sleep(max(0.0, 4 - (time.monotonic() - down_since)))
         receiver.always["/outage"] = 500
         await receiver.up()
@@ -289,7 +270,7 @@ async def test_services_reconnect_after_the_broker_drops_their_connections(
 
     async def webhook_created() -> bool:
         async with http.post(
-            f"{url_of(stack, 'router')}/webhooks",
+            f"{stack.url_of('router')}/webhooks",
             json={"event": "after.drop", "uri": f"{receiver.url}/after"},
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         ) as response:
@@ -298,7 +279,7 @@ async def test_services_reconnect_after_the_broker_drops_their_connections(
     await eventually(webhook_created, timeout_s=30, poll_s=0.5)
     await post_events(
         http,
-        url_of(stack, "producer"),
+        stack.url_of("producer"),
         [{"type": "after.drop", "id": "evt_after_drop", "data": {}}],
         timeout_s=30,
     )
@@ -342,7 +323,7 @@ async def test_25_kill_9_of_a_sender_mid_request_quarantine_nothing(
         ]
         events = events_of("slow", 20)
         seen = len(receiver.requests)
-        await post_events(http, url_of(stack, "producer"), events)
+        await post_events(http, stack.url_of("producer"), events)
         rng = random.Random(25)
         for kill in range(SLOW_KILLS):
             # This sender's calls are in flight: none has been answered yet (each takes 2.5 s).

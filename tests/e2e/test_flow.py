@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
 import aiohttp
 import pytest
-import pytest_asyncio
 from standardwebhooks.webhooks import Webhook
 
 from schemas.topology import REASON_HEADER
@@ -53,41 +52,23 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield stack
 
 
-def service(stack: Stack, name: str) -> str:
-    return next(s.url for s in stack.services if s.name == name)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def e2e_receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def create(http: aiohttp.ClientSession, stack: Stack, **fields: Any) -> dict[str, Any]:
-    async with http.post(f"{service(stack, 'router')}/webhooks", json=fields, headers=ADMIN) as r:
+    async with http.post(f"{stack.url_of('router')}/webhooks", json=fields, headers=ADMIN) as r:
         assert r.status == 201, await r.text()
         body: dict[str, Any] = await r.json()
         return body
 
 
 async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
-    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
 ) -> None:
     """Each subscribed webhook gets each event exactly as sent; a non-matching one gets nothing."""
-    base = e2e_receiver.url
+    base = receiver.url
     exact = await create(http, stack, event="problem.update", uri=f"{base}/exact")
     pattern = await create(http, stack, event="problem.*", uri=f"{base}/pattern")
     other = await create(http, stack, event="request.create", uri=f"{base}/other")
     async with http.get(
-        f"{service(stack, 'router')}/webhooks/{exact['id']}/secret", headers=ADMIN
+        f"{stack.url_of('router')}/webhooks/{exact['id']}/secret", headers=ADMIN
     ) as response:
         assert (await response.json())["secret"] == exact["secret"]
 
@@ -99,7 +80,7 @@ async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
         "account": "acme",
     }
     async with http.post(
-        f"{service(stack, 'producer')}/events", json=via_http, headers=INGEST
+        f"{stack.url_of('producer')}/events", json=via_http, headers=INGEST
     ) as response:
         assert response.status == 202
         http_id = (await response.json())["id"]
@@ -120,10 +101,10 @@ async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
     )
     await connection.close()
 
-    await e2e_receiver.wait_for(2, path="/exact")
-    await e2e_receiver.wait_for(3, path="/pattern")
+    await receiver.wait_for(2, path="/exact")
+    await receiver.wait_for(3, path="/pattern")
     await asyncio.sleep(1)  # let any stray delivery arrive before counting
-    received = {(request.path, request.json()["id"]): request for request in e2e_receiver.requests}
+    received = {(request.path, request.json()["id"]): request for request in receiver.requests}
     assert set(received) == {
         ("/exact", http_id),
         ("/exact", "evt_amqp_1"),
@@ -146,65 +127,64 @@ async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
         else:
             assert payload["data"] == {"fields": [{"id": 5, "value": 2.5}]}
             assert payload["object_id"] == "PRB-5"
-    assert e2e_receiver.to("/other") == []
-    assert other["id"] not in {r.json()["webhook_id"] for r in e2e_receiver.requests}
+    assert receiver.to("/other") == []
+    assert other["id"] not in {r.json()["webhook_id"] for r in receiver.requests}
 
 
 async def test_one_event_reaches_fifty_webhooks(
-    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
     """Fan-out: one event to 50 matching webhooks arrives 50 times, once each."""
     made = [
-        await create(http, stack, event="fan.out", uri=f"{e2e_receiver.url}/fan/{i}")
-        for i in range(50)
+        await create(http, stack, event="fan.out", uri=f"{receiver.url}/fan/{i}") for i in range(50)
     ]
-    await create(http, stack, event="fan.in", uri=f"{e2e_receiver.url}/fan/none")
+    await create(http, stack, event="fan.in", uri=f"{receiver.url}/fan/none")
     async with http.post(
-        f"{service(stack, 'producer')}/events",
+        f"{stack.url_of('producer')}/events",
         json={"type": "fan.out", "data": {"x": 1}},
         headers=INGEST,
     ) as response:
         assert response.status == 202
 
     def fanned() -> list[str]:
-        return [r.path for r in e2e_receiver.requests if r.path.startswith("/fan/")]
+        return [r.path for r in receiver.requests if r.path.startswith("/fan/")]
 
     await eventually(lambda: len(fanned()) >= 50, timeout_s=30)
     await asyncio.sleep(1)
     assert sorted(fanned()) == sorted(f"/fan/{i}" for i in range(50))
-    assert {
-        r.json()["webhook_id"] for r in e2e_receiver.requests if r.path.startswith("/fan/")
-    } == {w["id"] for w in made}
+    assert {r.json()["webhook_id"] for r in receiver.requests if r.path.startswith("/fan/")} == {
+        w["id"] for w in made
+    }
 
 
 async def test_retries_then_success_and_dead_letter_after_the_schedule(
-    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
 ) -> None:
     """500, 500, 200 is delivered on the third attempt; an always-failing one is dead-lettered
     after three, and its webhook's last_error says why."""
-    e2e_receiver.script("/flaky", 500, 500, 200)
-    e2e_receiver.always["/broken"] = 503
-    flaky = await create(http, stack, event="retry.me", uri=f"{e2e_receiver.url}/flaky")
-    broken = await create(http, stack, event="retry.me", uri=f"{e2e_receiver.url}/broken")
+    receiver.script("/flaky", 500, 500, 200)
+    receiver.always["/broken"] = 503
+    flaky = await create(http, stack, event="retry.me", uri=f"{receiver.url}/flaky")
+    broken = await create(http, stack, event="retry.me", uri=f"{receiver.url}/broken")
     async with http.post(
-        f"{service(stack, 'producer')}/events",
+        f"{stack.url_of('producer')}/events",
         json={"type": "retry.me", "data": {}, "id": "evt_retry"},
         headers=INGEST,
     ) as response:
         assert response.status == 202
 
-    flaky_calls = await e2e_receiver.wait_for(3, path="/flaky", timeout_s=30)
+    flaky_calls = await receiver.wait_for(3, path="/flaky", timeout_s=30)
     assert len({r.headers["webhook-id"] for r in flaky_calls}) == 1
-    await e2e_receiver.wait_for(3, path="/broken", timeout_s=30)
+    await receiver.wait_for(3, path="/broken", timeout_s=30)
     [dead] = await take_all(amqp_url, f"{PREFIX}.dead", expect=1, timeout_s=30)
     assert dead.headers[REASON_HEADER] == "503 Service Unavailable"
     await asyncio.sleep(1.5)
-    assert len(e2e_receiver.to("/flaky")) == 3
-    assert len(e2e_receiver.to("/broken")) == 3
+    assert len(receiver.to("/flaky")) == 3
+    assert len(receiver.to("/broken")) == 3
 
     async def last_error(webhook_id: str) -> str | None:
         async with http.get(
-            f"{service(stack, 'router')}/webhooks/{webhook_id}", headers=ADMIN
+            f"{stack.url_of('router')}/webhooks/{webhook_id}", headers=ADMIN
         ) as response:
             error: str | None = (await response.json())["last_error"]
             return error
@@ -217,7 +197,7 @@ async def test_retries_then_success_and_dead_letter_after_the_schedule(
 
 
 async def test_every_service_serves_metrics_and_logs_json_with_ids(
-    stack: Stack, e2e_receiver: Receiver, http: aiohttp.ClientSession
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
     """/metrics on each service has its counters; attempt logs carry event, webhook and attempt."""
     wanted = {
@@ -231,7 +211,7 @@ async def test_every_service_serves_metrics_and_logs_json_with_ids(
         ],
     }
     for name, metrics in wanted.items():
-        async with http.get(f"{service(stack, name)}/metrics") as response:
+        async with http.get(f"{stack.url_of(name)}/metrics") as response:
             text = await response.text()
         for metric in metrics:
             assert metric in text, (name, metric)

@@ -182,16 +182,6 @@ async def hostile(healthy: Receiver) -> AsyncIterator[HostileReceiver]:
     await server.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def url_of(stack: Stack, name: str) -> str:
-    return next(s.url for s in stack.services if s.name == name)
-
-
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
@@ -202,25 +192,25 @@ def sender_pids(stack: Stack) -> dict[str, int]:
 
 async def create_webhook(http: aiohttp.ClientSession, stack: Stack, event: str, uri: str) -> str:
     body = {"event": event, "uri": uri}
-    async with http.post(f"{url_of(stack, 'router')}/webhooks", json=body, headers=ADMIN) as r:
+    async with http.post(f"{stack.url_of('router')}/webhooks", json=body, headers=ADMIN) as r:
         assert r.status == 201, await r.text()
         webhook_id: str = (await r.json())["id"]
         return webhook_id
 
 
 async def get_webhook(http: aiohttp.ClientSession, stack: Stack, webhook_id: str) -> Any:
-    async with http.get(f"{url_of(stack, 'router')}/webhooks/{webhook_id}", headers=ADMIN) as r:
+    async with http.get(f"{stack.url_of('router')}/webhooks/{webhook_id}", headers=ADMIN) as r:
         assert r.status == 200, await r.text()
         return await r.json()
 
 
 async def publish(http: aiohttp.ClientSession, stack: Stack, events: list[dict[str, Any]]) -> None:
-    async with http.post(f"{url_of(stack, 'producer')}/events", json=events, headers=INGEST) as r:
+    async with http.post(f"{stack.url_of('producer')}/events", json=events, headers=INGEST) as r:
         assert r.status == 202, await r.text()
 
 
 async def router_metric(http: aiohttp.ClientSession, stack: Stack, name: str) -> float:
-    async with http.get(f"{url_of(stack, 'router')}/metrics") as response:
+    async with http.get(f"{stack.url_of('router')}/metrics") as response:
         return metric_value(await response.text(), name)
 
 
@@ -534,7 +524,7 @@ async def run_backlog(
             arrived = await healthy.wait_for(HEALTHY_AFTER_BACKLOG, path=f"/{tag}", timeout_s=60)
         # Stop the sleeper's churn: what is left of its backlog is cancelled.
         async with http.delete(
-            f"{url_of(stack, 'router')}/webhooks/{sleeper_id}", headers=ADMIN
+            f"{stack.url_of('router')}/webhooks/{sleeper_id}", headers=ADMIN
         ) as response:
             assert response.status == 204
         return BacklogRun(

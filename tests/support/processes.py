@@ -101,6 +101,15 @@ class Stack:
             f"{service.name} did not start:\n{service.log_path.read_text(errors='replace')}"
         )
 
+    def url_of(self, name: str) -> str:
+        """The URL of the running service called `name`, or else of the first running one whose
+        name starts with it (`sender` finds `sender-2` once `sender-1` was killed)."""
+        running = [s for s in self.services if s.process.poll() is None]
+        for service in (*[s for s in running if s.name == name], *running):
+            if service.name.startswith(name):
+                return service.url
+        raise LookupError(f"no running service called {name}")
+
     def stop_all(self) -> dict[str, int]:
         """SIGTERM to each service still running; the exit codes of those not killed."""
         codes = {service.name: service.stop() for service in reversed(self.services)}

@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import Webhook
 
-from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
+from schemas.deliveries import DeliveryAttempted, DeliveryTask, RecordId, delivery_id_for
 from schemas.events import Event
 from schemas.topology import DELIVER_KEY, REASON_HEADER, REPEAT_HEADER
 from schemas.webhooks import (
@@ -585,3 +585,51 @@ async def test_a_repeated_attempt_waits_for_the_next_one_made_meanwhile(
     [record] = await upstream.outcomes(1)
     assert (record.attempt, record.outcome) == (2, "delivered")
     assert len(receiver.to("/next")) == 1
+
+
+async def test_a_recorded_attempt_whose_retry_was_lost_is_retried_not_repeated(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """The broker went away between an attempt's record and its retry: the repeated message
+    does not call again, it produces the retry the record names, due when it was due; the
+    retry is made once."""
+    webhook = await upstream.webhook(f"{receiver.url}/lost-retry")
+    task = DeliveryTask(
+        delivery_id=delivery_id_for("evt_lost_retry", webhook.id),
+        webhook_id=webhook.id,
+        webhook_revision=webhook.revision,
+        event=Event(id="evt_lost_retry", type="a.b", data={}, time=datetime.now(UTC)),
+    )
+    record = DeliveryAttempted(
+        delivery_id=task.delivery_id,
+        event_id=task.event.id,
+        event_type="a.b",
+        webhook_id=webhook.id,
+        attempt=1,
+        at=datetime.now(UTC),
+        outcome="retry_scheduled",
+        error="500 Internal Server Error",
+        next_attempt_in_s=0.3,
+    )
+    topology = upstream.settings.topology
+    await upstream.publisher.publish(
+        "",
+        topology.delivery_log_stream,
+        record.model_dump_json().encode(),
+        message_id=str(RecordId.of(record)),
+        message_type=record.kind,
+    )
+    await upstream.publisher.publish(
+        topology.deliveries_exchange,
+        DELIVER_KEY,
+        task.model_dump_json().encode(),
+        message_id=task.delivery_id,
+        headers={REPEAT_HEADER: "1"},
+    )
+    [request] = await receiver.wait_for(1, path="/lost-retry", timeout_s=20)
+    assert request.headers["webhook-id"] == task.delivery_id
+    records = await upstream.outcomes(2)
+    assert [(r.attempt, r.outcome) for r in records] == [(1, "retry_scheduled"), (2, "delivered")]
+    metrics = await (await sender.get("/metrics")).text()
+    assert metric_value(metrics, "hookline_decisions_reproduced_total") == 1
+    assert len(receiver.to("/lost-retry")) == 1

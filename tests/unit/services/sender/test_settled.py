@@ -12,7 +12,8 @@ from services.sender.settled import SettledAttempts
 def record_id(
     attempt: int, outcome: Outcome = "retry_scheduled", delay_s: float | None = 5.0
 ) -> RecordId:
-    return RecordId("msg_1", attempt, outcome, delay_s if outcome == "retry_scheduled" else None)
+    delay = delay_s if outcome == "retry_scheduled" else None
+    return RecordId("msg_1", attempt, outcome, 1_795_699_000_000, delay)
 
 
 def test_the_latest_attempt_is_kept_with_its_decision() -> None:
@@ -34,7 +35,7 @@ def test_memory_keeps_only_the_latest_deliveries() -> None:
     """Beyond its capacity the oldest deliveries are forgotten."""
     settled = SettledAttempts(capacity=1000)
     for n in range(1500):
-        settled.add(RecordId(f"msg_{n}", 1, "delivered"))
+        settled.add(RecordId(f"msg_{n}", 1, "delivered", 0))
     assert len(settled) == 1000
     assert settled.latest("msg_0") is None
     assert settled.latest("msg_1499") is not None
@@ -79,9 +80,11 @@ def test_a_dead_letters_reason_and_older_records_come_from_the_body() -> None:
 
 def test_record_ids_round_trip() -> None:
     """A record id names the delivery, the attempt, the outcome and the next delay."""
-    for original in (record_id(3, delay_s=0.25), RecordId("msg_x", 1, "delivered")):
+    for original in (record_id(3, delay_s=0.25), RecordId("msg_x", 1, "delivered", 7)):
         assert RecordId.parse(str(original)) == original
-    assert str(record_id(2, delay_s=300.0)) == "msg_1/2/retry_scheduled/300000"
+    retry = record_id(2, delay_s=300.0)
+    assert str(retry) == "msg_1/2/retry_scheduled/1795699000000/300000"
+    assert retry.next_attempt_due_ms == 1_795_699_300_000
 
 
 @pytest.mark.parametrize(
