@@ -261,7 +261,10 @@ class WorkConsumer:
         if isinstance(outcome, Done):
             await message.ack()
             if outcome.then is not None:
-                outcome.then()
+                try:
+                    outcome.then()
+                except Exception:  # counting and logging only: the message is settled already
+                    log.exception("consumer.after_ack_failed", queue=self._queue_name)
         elif isinstance(outcome, GiveBack):
             self._metrics.returned.labels(queue=self._label, reason=outcome.reason).inc()
             log.warning(

@@ -98,13 +98,18 @@ class Upstream:
             event=event,
             test=test,
         )
+        await self.send(task)
+        return task
+
+    async def send(self, task: DeliveryTask, *, headers: dict[str, Any] | None = None) -> None:
+        """Put a delivery message on the deliver queue, as a router or a retry tier would."""
         await self.publisher.publish(
             self.settings.topology.deliveries_exchange,
             DELIVER_KEY,
             task.model_dump_json().encode(),
             message_id=task.delivery_id,
+            headers=headers,
         )
-        return task
 
     async def outcomes(self, count: int) -> list[DeliveryAttempted]:
         bodies = await read_stream(
@@ -458,13 +463,7 @@ async def test_a_repeated_delivery_is_not_attempted_again(
     task = await upstream.deliver(webhook)
     await upstream.outcomes(1)
     for headers in ({REPEAT_HEADER: True}, {}):
-        await upstream.publisher.publish(
-            upstream.settings.topology.deliveries_exchange,
-            DELIVER_KEY,
-            task.model_dump_json().encode(),
-            message_id=task.delivery_id,
-            headers=headers,
-        )
+        await upstream.send(task, headers=headers)
 
     async def dropped() -> bool:
         metrics = await (await sender.get("/metrics")).text()
@@ -525,13 +524,7 @@ async def test_two_copies_of_an_attempt_that_may_repeat_make_one_call(
         event=Event(id="evt_twice", type="a.b", data={}, time=datetime.now(UTC)),
     )
     for _copy in range(2):  # both queued before the sender starts: it takes them at once
-        await upstream.publisher.publish(
-            upstream.settings.topology.deliveries_exchange,
-            DELIVER_KEY,
-            task.model_dump_json().encode(),
-            message_id=task.delivery_id,
-            headers={REPEAT_HEADER: "1"},
-        )
+        await upstream.send(task, headers={REPEAT_HEADER: "1"})
     sender = await start_sender()
     records = await upstream.outcomes(2)
     assert [(r.attempt, r.outcome) for r in records] == [
@@ -568,13 +561,7 @@ async def test_a_repeated_attempt_waits_for_the_next_one_made_meanwhile(
         (first.model_copy(update={"attempt": 2}), {}),  # the retry, as a retry tier returns it
         (first, {REPEAT_HEADER: "1"}),  # attempt 1 again (here marked; redelivered in the wild)
     ):
-        await upstream.publisher.publish(
-            upstream.settings.topology.deliveries_exchange,
-            DELIVER_KEY,
-            task.model_dump_json().encode(),
-            message_id=task.delivery_id,
-            headers=headers,
-        )
+        await upstream.send(task, headers=headers)
     sender = await start_sender()
 
     async def repeat_dropped() -> bool:
@@ -619,13 +606,7 @@ async def test_a_recorded_attempt_whose_retry_was_lost_is_retried_not_repeated(
         message_id=str(RecordId.of(record)),
         message_type=record.kind,
     )
-    await upstream.publisher.publish(
-        topology.deliveries_exchange,
-        DELIVER_KEY,
-        task.model_dump_json().encode(),
-        message_id=task.delivery_id,
-        headers={REPEAT_HEADER: "1"},
-    )
+    await upstream.send(task, headers={REPEAT_HEADER: "1"})
     [request] = await receiver.wait_for(1, path="/lost-retry", timeout_s=20)
     assert request.headers["webhook-id"] == task.delivery_id
     records = await upstream.outcomes(2)
