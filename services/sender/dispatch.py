@@ -222,9 +222,7 @@ class Dispatcher:
             self._metrics.decisions_reproduced.inc()
             log.info(
                 "delivery.decision_produced_again",
-                delivery_id=task.delivery_id,
-                webhook_id=task.webhook_id,
-                attempt=task.attempt,
+                **ids_of(task),
                 outcome=decision.outcome,
             )
 
@@ -275,9 +273,7 @@ class Dispatcher:
             self._metrics.parked.labels(reason="recheck").inc()
             log.info(
                 "delivery.recheck_later",
-                delivery_id=task.delivery_id,
-                webhook_id=task.webhook_id,
-                attempt=task.attempt,
+                **ids_of(task),
                 wait_s=round(wait_s, 3),
             )
 
@@ -299,9 +295,7 @@ class Dispatcher:
             self._metrics.parked.labels(reason=refused.reason).inc()
             log.debug(
                 "delivery.parked",
-                delivery_id=task.delivery_id,
-                webhook_id=task.webhook_id,
-                attempt=task.attempt,
+                **ids_of(task),
                 reason=refused.reason,
                 park_s=delay_s,
             )
@@ -426,9 +420,7 @@ class Dispatcher:
         self._metrics.repeats_dropped.inc()
         log.info(
             "delivery.already_recorded",
-            delivery_id=task.delivery_id,
-            webhook_id=task.webhook_id,
-            attempt=task.attempt,
+            **ids_of(task),
         )
 
     def _log_publish(self, record: DeliveryAttempted, record_id: RecordId) -> Publish:
@@ -525,6 +517,11 @@ def reproduces(message: AbstractIncomingMessage, recorded: Recorded) -> bool:
         and may_repeat(message)
         and (message.headers or {}).get(REPEAT_HEADER) != REPEAT_PRODUCT
     )
+
+
+def ids_of(task: DeliveryTask) -> dict[str, object]:
+    """The fields every log line about a delivery carries."""
+    return {"delivery_id": task.delivery_id, "webhook_id": task.webhook_id, "attempt": task.attempt}
 
 
 def read_task(message: AbstractIncomingMessage) -> DeliveryTask:
