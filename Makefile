@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint format schemas broker receiver clean
+.PHONY: run test unit integration e2e lint format schemas broker receiver bench clean
 
 # The virtualenv, rebuilt when the dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -45,6 +45,10 @@ format: $(STAMP)
 ## schemas: write schemas/json/*.json from the pydantic models
 schemas: $(STAMP)
 	$(PY) -m schemas.export
+
+## bench: deliveries per second, latency and CPU per delivery beside a bare loop (BENCH_ARGS=...)
+bench: $(STAMP) broker
+	$(PY) -m tools.bench.throughput $(BENCH_ARGS)
 
 ## receiver: the quickstart's webhook receiver on :9000
 receiver: $(STAMP)
