@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from schemas.webhooks import WebhookState
@@ -35,12 +36,29 @@ def matches(pattern: str, event_type: str) -> bool:
     return len(words) in reachable
 
 
+class _Node:
+    """A trie node: one per distinct prefix of pattern words."""
+
+    __slots__ = ("children", "is_hash", "webhooks")
+
+    def __init__(self, word: str) -> None:
+        self.children: dict[str, _Node] = {}
+        self.is_hash = word == "#"
+        # The patterns that end here, by id: most nodes are inner ones, so it is made when needed.
+        self.webhooks: dict[str, WebhookState] | None = None
+
+
 class RoutingIndex:
-    """The enabled webhooks, found by exact type in O(1) and by pattern in O(patterns)."""
+    """The enabled webhooks: exact types in a dict, patterns in a trie over their words.
+
+    The trie is what RabbitMQ's topic exchange uses: routing a type costs the nodes its words
+    reach, not the number of patterns, so thousands of account-scoped patterns that do not match
+    cost nothing.
+    """
 
     def __init__(self, webhooks: Iterable[WebhookState] = ()) -> None:
         self._exact: dict[str, dict[str, WebhookState]] = {}
-        self._patterns: dict[str, WebhookState] = {}
+        self._root = _Node("")
         self._event_of: dict[str, str] = {}
         for webhook in webhooks:
             self.put(webhook)
@@ -51,27 +69,73 @@ class RoutingIndex:
         if webhook.disabled:
             return
         self._event_of[webhook.id] = webhook.event
-        if is_pattern(webhook.event):
-            self._patterns[webhook.id] = webhook
-        else:
+        if not is_pattern(webhook.event):
             self._exact.setdefault(webhook.event, {})[webhook.id] = webhook
+            return
+        node = self._root
+        for word in webhook.event.split("."):
+            child = node.children.get(word)
+            if child is None:
+                # Interned: the same words ("request", "*") recur under thousands of nodes.
+                child = node.children[sys.intern(word)] = _Node(word)
+            node = child
+        if node.webhooks is None:
+            node.webhooks = {}
+        node.webhooks[webhook.id] = webhook
 
     def remove(self, webhook_id: str) -> None:
+        """Take a webhook out of routing; an unknown id is ignored."""
         event = self._event_of.pop(webhook_id, None)
         if event is None:
             return
-        if is_pattern(event):
-            del self._patterns[webhook_id]
+        if not is_pattern(event):
+            by_id = self._exact[event]
+            del by_id[webhook_id]
+            if not by_id:
+                del self._exact[event]
             return
-        by_id = self._exact[event]
-        del by_id[webhook_id]
-        if not by_id:
-            del self._exact[event]
+        words = event.split(".")
+        path = [self._root]  # path[i] is the node reached by words[:i]
+        for word in words:
+            path.append(path[-1].children[word])
+        ends_here = path[-1].webhooks
+        assert ends_here is not None  # put() made it for this webhook
+        del ends_here[webhook_id]
+        # Prune the nodes left empty, deepest first, so create/delete churn does not grow the trie.
+        for depth in range(len(words), 0, -1):
+            node = path[depth]
+            if node.webhooks or node.children:
+                break
+            del path[depth - 1].children[words[depth - 1]]
 
     def route(self, event_type: str) -> list[WebhookState]:
-        """Every enabled webhook subscribed to `event_type`."""
+        """Every enabled webhook subscribed to `event_type`, each once."""
         found = list(self._exact.get(event_type, {}).values())
-        found.extend(w for w in self._patterns.values() if matches(w.event, event_type))
+        words = event_type.split(".")
+        end = len(words)
+        # Walk states (node, words taken). A `#` node may take one more word and stay, or hand on
+        # to its children. Several paths can reach one state (`#.#`, `a.#.#`): the seen set keeps
+        # the walk O(nodes x words), never exponential, and takes each end node's webhooks once.
+        todo = [(self._root, 0)]
+        seen: set[tuple[_Node, int]] = set()
+        while todo:
+            state = todo.pop()
+            if state in seen:
+                continue
+            seen.add(state)
+            node, at = state
+            children = node.children
+            if at == end:
+                if node.webhooks:
+                    found.extend(node.webhooks.values())
+            else:
+                if node.is_hash:
+                    todo.append((node, at + 1))  # this `#` takes one more word
+                for word in (words[at], "*"):
+                    if (child := children.get(word)) is not None:
+                        todo.append((child, at + 1))
+            if (hash_ := children.get("#")) is not None:
+                todo.append((hash_, at))  # a `#` starts here, having taken no word
         return found
 
     def __len__(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -153,3 +155,109 @@ def test_len_counts_enabled_webhooks(make_webhook: MakeWebhook) -> None:
     index.put(make_webhook(id="wh_3", disabled=True))
     index.put(make_webhook(id="wh_1"))
     assert len(index) == 2
+
+
+def trie_nodes(index: RoutingIndex) -> int:
+    """How many nodes the index's pattern trie holds, its root included."""
+    count, todo = 0, [index._root]
+    while todo:
+        node = todo.pop()
+        count += 1
+        todo.extend(node.children.values())
+    return count
+
+
+def routed_ids(index: RoutingIndex, event_type: str) -> list[str]:
+    """The ids route() gives, sorted and duplicates kept, to compare with what is expected."""
+    return sorted(w.id for w in index.route(event_type))
+
+
+def test_index_routes_each_webhook_once_whatever_the_paths(make_webhook: MakeWebhook) -> None:
+    """Patterns the trie reaches by several paths (`#.#`, `a.#.#`) still deliver once."""
+    events = ["#.#", "a.#.#", "#.a.#", "a.*.#", "#.*.#.*.#"]
+    index = RoutingIndex(make_webhook(id=f"wh_{n}", event=e) for n, e in enumerate(events))
+    assert routed_ids(index, "a.b.c") == [f"wh_{n}" for n in range(5)]
+    assert routed_ids(index, "b") == ["wh_0"]
+
+
+# Words of the random patterns and types: few, so that patterns share prefixes and often match.
+PATTERN_WORDS = ("a", "b", "c", "*", "#")
+TYPE_WORDS = ("a", "b", "c")
+# Every type of 1 to 4 words, and some longer ones, which `#` is for.
+TYPES = [
+    ".".join(words) for size in range(1, 5) for words in itertools.product(TYPE_WORDS, repeat=size)
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_index_routes_as_matches_says(make_webhook: MakeWebhook, seed: int) -> None:
+    """route() gives exactly the webhooks `matches` covers, each once, through removes and puts."""
+    rng = random.Random(seed)
+
+    def random_event() -> str:
+        return ".".join(rng.choice(PATTERN_WORDS) for _ in range(rng.randint(1, 5)))
+
+    types = TYPES + [".".join(rng.choices(TYPE_WORDS, k=rng.randint(5, 9))) for _ in range(20)]
+    live = {f"wh_{n}": make_webhook(id=f"wh_{n}", event=random_event()) for n in range(80)}
+    index = RoutingIndex(live.values())
+
+    def check() -> None:
+        assert len(index) == len(live)
+        for event_type in types:
+            expected = sorted(i for i, w in live.items() if matches(w.event, event_type))
+            assert routed_ids(index, event_type) == expected, event_type
+
+    check()
+    for _ in range(3):
+        for webhook_id in rng.sample(sorted(live), 30):
+            index.remove(webhook_id)
+            del live[webhook_id]
+        for n in rng.sample(range(120), 40):  # re-puts, new ids and disabled ones alike
+            webhook = make_webhook(id=f"wh_{n}", event=random_event(), disabled=rng.random() < 0.2)
+            index.put(webhook)
+            live.pop(webhook.id, None)
+            if not webhook.disabled:
+                live[webhook.id] = webhook
+        check()
+
+
+def test_removing_webhooks_prunes_the_trie(make_webhook: MakeWebhook) -> None:
+    """Churn of creates, changes and deletes leaves no empty node: the trie does not grow."""
+    rng = random.Random(7)
+
+    def random_event() -> str:
+        words = (*PATTERN_WORDS, f"account{rng.randint(0, 500)}")
+        return ".".join(rng.choices(words, k=rng.randint(1, 6)))
+
+    index = RoutingIndex()
+    empty = trie_nodes(index)
+    for round_ in range(5):
+        live = {}
+        for n in range(200):
+            webhook = make_webhook(id=f"wh_{round_}_{n}", event=random_event())
+            index.put(webhook)
+            live[webhook.id] = webhook
+        for webhook_id in rng.sample(sorted(live), 100):  # a changed event leaves the old path
+            live[webhook_id] = make_webhook(id=webhook_id, event=random_event())
+            index.put(live[webhook_id])
+        for webhook_id in rng.sample(sorted(live), 150):
+            index.remove(webhook_id)
+            del live[webhook_id]
+        assert trie_nodes(index) == trie_nodes(RoutingIndex(live.values()))
+        for webhook_id in live:
+            index.remove(webhook_id)
+        assert len(index) == 0
+        assert trie_nodes(index) == empty
+        assert index.route("a.b") == []
+
+
+def test_routing_with_many_hashes_is_bounded(make_webhook: MakeWebhook) -> None:
+    """`#.#.#.#.#.#.z` against a 30-word type returns, and right: the walk is not exponential."""
+    index = RoutingIndex(
+        [
+            make_webhook(id="wh_z", event=".".join(["#"] * 6 + ["z"])),
+            make_webhook(id="wh_hashes", event=".".join(["#", "*"] * 6)),
+        ]
+    )
+    assert routed_ids(index, ".".join(["a"] * 30)) == ["wh_hashes"]
+    assert routed_ids(index, ".".join(["a"] * 29 + ["z"])) == ["wh_hashes", "wh_z"]
