@@ -100,6 +100,22 @@ class DeliveryAttempted(BaseModel):
 
 
 DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)
+DELIVERY_LOG_BATCH = TypeAdapter(list[DeliveryAttempted])
+# The kind (AMQP `type`) of a delivery-log message that carries a JSON array of records, and the
+# header listing their `RecordId`s in order (readers that need only those skip the body).
+ATTEMPTS_KIND = "delivery.attempts"
+RECORD_IDS_HEADER = "record_ids"
+
+
+def attempts_in(kind: str | None, body: bytes) -> list[DeliveryAttempted]:
+    """The records of one delivery-log message: a batch, or (as written before batches) one
+    record alone, typed as such or untyped; none for other kinds (readers' markers). Raises
+    ValidationError when unreadable."""
+    if kind == ATTEMPTS_KIND:
+        return DELIVERY_LOG_BATCH.validate_json(body)
+    if kind in (None, "delivery.attempted"):
+        return [DELIVERY_LOG_RECORD.validate_json(body)]
+    return []
 
 
 # Outcomes after which a delivery has no further attempt.

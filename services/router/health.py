@@ -20,7 +20,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
-from schemas.deliveries import DELIVERY_LOG_RECORD, DeliveryAttempted
+from schemas.deliveries import DeliveryAttempted, attempts_in
 from schemas.health import (
     CHECKPOINT_ENCODING,
     CHECKPOINT_KIND,
@@ -80,13 +80,14 @@ class HealthView:
             return
         self.offset = record.offset
         try:
-            attempt = DELIVERY_LOG_RECORD.validate_json(record.body)
+            attempts = attempts_in(record.kind, record.body)
         except ValidationError as error:
             log.error(
                 "delivery_log.unreadable_record", offset=record.offset, error=str(error)[:500]
             )
             return
-        self.apply(attempt)
+        for attempt in attempts:
+            self.apply(attempt)
 
     def apply(self, attempt: DeliveryAttempted) -> None:
         webhook = self._table.get(attempt.webhook_id)

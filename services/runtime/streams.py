@@ -8,7 +8,7 @@ channel's reopen callback (probed here on 3.10.8 / aio-pika 10.2).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,9 @@ StreamOffset = str | int | datetime
 Notify = Callable[[], None]
 # Streams need a prefetch (credit); acks only return credit.
 DEFAULT_PREFETCH = 1000
+# So one ack (`multiple`) returns the credit of this many messages: a stream never redelivers, so
+# the few left unacked when it goes quiet cost nothing but that much credit.
+ACK_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class StreamRecord:
     message_id: str | None
     kind: str | None
     content_encoding: str | None = None
+    headers: Mapping[str, Any] | None = None
 
 
 RecordHandler = Callable[[StreamRecord], None]
@@ -75,6 +79,7 @@ class StreamReader:
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None  # a RobustQueue
         self._consumer_tag: str | None = None
+        self._unacked = 0
         self.last_offset: int | None = None
         # The broker cancelled our consumer: the stream was deleted under us. Offsets of a stream
         # created again start over, so what was read so far cannot be continued.
@@ -133,6 +138,7 @@ class StreamReader:
     async def _subscribe(self) -> None:
         assert self._queue is not None
         offset = self._next_offset()
+        self._unacked = 0
         # robust=False: we resubscribe at the right offset ourselves (see the module's docstring).
         self._consumer_tag = await self._queue.consume(
             self._on_message,
@@ -183,10 +189,14 @@ class StreamReader:
                         message.message_id,
                         message.type,
                         message.content_encoding,
+                        message.headers,
                     )
                 )
         else:
             log.error("stream.message_without_offset", stream=self._stream)
-        # If the channel is gone, the resubscription continues after last_offset anyway.
-        with contextlib.suppress(*CHANNEL_GONE):
-            await message.ack()
+        self._unacked += 1
+        if self._unacked >= min(ACK_EVERY, self._prefetch):
+            self._unacked = 0
+            # If the channel is gone, the resubscription continues after last_offset anyway.
+            with contextlib.suppress(*CHANNEL_GONE):
+                await message.ack(multiple=True)

@@ -17,6 +17,7 @@ from services.runtime.broker import (
 )
 from services.runtime.consuming import WorkConsumer
 from services.runtime.pausing import StreamStateFollower
+from services.runtime.record_batches import RecordBatches
 from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
 from services.sender.dispatch import Dispatcher
@@ -65,6 +66,7 @@ def create_app(settings: SenderSettings) -> web.Application:
         )
         dispatcher = Dispatcher(
             publisher=publisher,
+            records=RecordBatches(publisher, topology.delivery_log_stream),
             topology=topology,
             webhook_log=webhook_log,
             settled=settled,
@@ -105,6 +107,7 @@ def create_app(settings: SenderSettings) -> web.Application:
             await session.close()
             await webhook_log.stop()
             await settled.stop()
+            await dispatcher.close()
             await publisher.close()
             await connection.close()
 

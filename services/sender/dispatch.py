@@ -2,9 +2,10 @@
 recorded already, pass the endpoint's gate (or park), call, decide, record, then hand the outcome
 to the runtime, which settles the message.
 
-The message is acked only once what follows it is confirmed by the broker: first the retry, dead
-letter, disable or notice the decision produced, then the attempt's record in the delivery log.
-The record comes last because it is what says "this attempt is settled" to every sender.
+The message is acked only once what follows it is confirmed by the broker: first the attempt's
+record in the delivery log (in a batch with others, `RecordBatches`), then the retry, dead letter,
+disable or notice its decision produced. The record comes first because it says what the attempt
+decided to every sender: a repeat of the message produces that decision again instead of calling.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from schemas.webhooks import WebhookDisabled, WebhookState
 from services.runtime.broker import Publisher, PublishFailed
 from services.runtime.consuming import Publish, confirm, may_repeat
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
+from services.runtime.record_batches import RecordBatches
 from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import CallResult, call
 from services.sender.endpoints import Admitted, EndpointGate, Refused
@@ -77,6 +79,7 @@ class Dispatcher:
         self,
         *,
         publisher: Publisher,
+        records: RecordBatches,
         topology: Topology,
         webhook_log: WebhookLog,
         settled: SettledLog,
@@ -90,6 +93,7 @@ class Dispatcher:
         hold_s: float,
     ) -> None:
         self._publisher = publisher
+        self._records = records
         self._topology = topology
         self._webhook_log = webhook_log
         self._table = webhook_log.table
@@ -105,6 +109,10 @@ class Dispatcher:
         # Deliveries being attempted now, by id, so another message of one (a copy of the same
         # attempt, or a repeated attempt whose retry was already published) waits for its record.
         self._attempting: dict[str, asyncio.Future[None]] = {}
+
+    async def close(self) -> None:
+        """Wait for the records still being confirmed."""
+        await self._records.close()
 
     async def handle(self, message: AbstractIncomingMessage) -> Outcome:
         task = read_task(message)
@@ -138,7 +146,9 @@ class Dispatcher:
         if webhook.disabled and not task.test:
             return await self._settle(message, task, webhook, cancelled("webhook disabled"), None)
         # Test calls are single calls an operator asked for: they pass the gate.
-        admission = Admitted(webhook.id) if task.test else self._gate.admit(webhook.id)
+        admission = (
+            Admitted(webhook.id) if task.test else await self._gate.admit_or_wait(webhook.id)
+        )
         if isinstance(admission, Refused):
             return await self._park(message, task, admission)
         result: CallResult | None = None
@@ -427,13 +437,7 @@ class Dispatcher:
         body = record.model_dump_json(exclude_none=True).encode()
 
         async def publish() -> None:
-            await self._publisher.publish(
-                "",
-                self._topology.delivery_log_stream,
-                body,
-                message_id=str(record_id),
-                message_type=record.kind,
-            )
+            await self._records.add(str(record_id), body)
 
         return publish
 

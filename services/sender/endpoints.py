@@ -7,6 +7,12 @@ attempts take, or, if longer, as long as every attempt in flight has been runnin
 went silent has finished no attempt to learn a duration from, and parking its backlog in the
 shortest tier again and again until one times out would spend the sender on it.
 
+A delivery that finds a healthy endpoint busy may wait here for a slot instead (`admit_or_wait`),
+but only when the wait it can expect (the attempts queued before it, at the endpoint's usual
+duration, `limit` at a time) is short: a fast endpoint's burst is then sent at the endpoint's pace
+without a trip through a park queue, while a slow or silent endpoint's backlog is still parked
+and holds no prefetch slot for long. A slot that comes free is handed to the first waiter.
+
 After `failures_to_open` consecutive failures the circuit opens for `open_s`; when that has passed
 one probe goes through (half-open): a success closes the circuit, a failure opens it again for
 twice as long, up to `max_open_s`. A `Retry-After` keeps it open at least that long.
@@ -14,7 +20,9 @@ twice as long, up to `max_open_s`. A `Retry-After` keeps it open at least that l
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,6 +30,8 @@ from typing import Literal
 ParkReason = Literal["endpoint_busy", "circuit_open"]
 # How much one attempt's duration moves the running average a busy endpoint is parked by.
 DURATION_WEIGHT = 0.2
+# The longest a delivery waits in the sender for a busy endpoint's slot before it is parked.
+MAX_SLOT_WAIT_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,11 @@ class _Endpoint:
         return self.in_flight == 0 and self.consecutive_failures == 0 and self.open_until is None
 
 
+def now_running_s(endpoint: _Endpoint, now: float) -> float:
+    """How long the youngest attempt in flight has run: no slot has come free for this long."""
+    return now - endpoint.started_s[-1] if endpoint.started_s else 0.0
+
+
 class EndpointGate:
     """Admits attempts per endpoint; its state is this process's own (each sender learns alone)."""
 
@@ -70,14 +85,18 @@ class EndpointGate:
         failures_to_open: int,
         open_s: float,
         max_open_s: float,
+        max_wait_s: float = MAX_SLOT_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limit = limit
+        self._max_wait_s = max_wait_s
         self._failures_to_open = failures_to_open
         self._open_s = open_s
         self._max_open_s = max_open_s
         self._clock = clock
         self._endpoints: dict[str, _Endpoint] = {}
+        # Deliveries waiting for a busy endpoint's slot, first come first served.
+        self._waiting: dict[str, deque[asyncio.Future[Admitted | Refused]]] = {}
 
     def admit(self, key: str) -> Admitted | Refused:
         """Whether an attempt to `key` may start now."""
@@ -92,11 +111,40 @@ class EndpointGate:
             endpoint.started_s.append(now)
             return Admitted(key, probe=True, started_s=now)
         if endpoint.in_flight >= self._limit:
-            # The youngest attempt in flight: no slot has come free for this long.
-            all_running_s = now - endpoint.started_s[-1]
+            all_running_s = now_running_s(endpoint, now)
             return Refused("endpoint_busy", max(endpoint.mean_duration_s, all_running_s))
         endpoint.started_s.append(now)
         return Admitted(key, started_s=now)
+
+    async def admit_or_wait(self, key: str) -> Admitted | Refused:
+        """`admit`, but a delivery that finds the endpoint busy waits for a slot when it can expect
+        one within `max_wait_s`; refused once that has passed."""
+        answer = self.admit(key)
+        if isinstance(answer, Admitted) or answer.reason != "endpoint_busy":
+            return answer
+        waiting = self._waiting.setdefault(key, deque())
+        endpoint = self._endpoints[key]
+        expected_s = (len(waiting) + 1) * endpoint.mean_duration_s / self._limit
+        if (
+            expected_s > self._max_wait_s
+            or now_running_s(endpoint, self._clock()) > self._max_wait_s
+        ):
+            if not waiting:
+                del self._waiting[key]
+            return answer
+        slot: asyncio.Future[Admitted | Refused] = asyncio.get_running_loop().create_future()
+        waiting.append(slot)
+        try:
+            await asyncio.wait({slot}, timeout=self._max_wait_s)
+        finally:
+            if not slot.done():  # timed out, or our caller was cancelled: leave the queue
+                slot.cancel()
+                waiting.remove(slot)
+                if not waiting:
+                    del self._waiting[key]
+        if slot.cancelled():
+            return Refused("endpoint_busy", answer.wait_s)
+        return slot.result()
 
     def release(
         self,
@@ -122,8 +170,30 @@ class EndpointGate:
             endpoint.open_for_s = 0.0
         elif succeeded is False:
             self._failed(endpoint, admitted.probe, retry_after_s)
+        self._hand_on(admitted.key, endpoint)
         if endpoint.idle:
             del self._endpoints[admitted.key]  # memory follows the endpoints in trouble
+
+    def _hand_on(self, key: str, endpoint: _Endpoint) -> None:
+        """Give free slots to the deliveries waiting for them; all are refused once the circuit
+        opened."""
+        waiting = self._waiting.get(key)
+        if not waiting:
+            return
+        while waiting and (endpoint.open_until is not None or endpoint.in_flight < self._limit):
+            slot = waiting.popleft()
+            if slot.done():
+                continue
+            if endpoint.open_until is not None:
+                slot.set_result(
+                    Refused("circuit_open", max(0.0, endpoint.open_until - self._clock()))
+                )
+                continue
+            now = self._clock()
+            endpoint.started_s.append(now)
+            slot.set_result(Admitted(key, started_s=now))
+        if not waiting:
+            del self._waiting[key]
 
     def _failed(self, endpoint: _Endpoint, probe: bool, retry_after_s: float | None) -> None:
         endpoint.consecutive_failures += 1

@@ -20,7 +20,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
-from schemas.deliveries import DELIVERY_LOG_RECORD, RecordId
+from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER, RecordId, attempts_in
 from schemas.topology import Topology
 from services.runtime.broker import Publisher
 from services.runtime.streams import StreamRecord
@@ -62,27 +62,40 @@ class SettledAttempts:
         return self._latest.get(delivery_id)
 
     def apply_record(self, record: StreamRecord) -> None:
-        """Learn from one delivery-log message: its id says which attempt and what came of it (a
-        dead letter's reason, and records of older versions, are read from the body)."""
-        key = RecordId.parse(record.message_id)
-        if key is None or key.outcome == "dead_lettered":
-            parsed = _from_body(record.body)
-            if parsed is not None:
-                key, error = parsed
+        """Learn from one delivery-log message: the record ids say which attempts and what came
+        of them (a dead letter's reason, and records of older versions, are read from the body)."""
+        ids = record_ids_of(record)
+        if ids is None or any(key.outcome == "dead_lettered" for key in ids):
+            for key, error in _from_body(record):
                 self.add(key, error)
             return
-        self.add(key)
+        for key in ids:
+            self.add(key)
 
     def __len__(self) -> int:
         return len(self._latest)
 
 
-def _from_body(body: bytes) -> tuple[RecordId, str | None] | None:
+def record_ids_of(record: StreamRecord) -> list[RecordId] | None:
+    """The attempts a delivery-log message records, from its headers or message id; None when
+    they do not say (the body does)."""
+    if record.kind == ATTEMPTS_KIND:
+        listed = (record.headers or {}).get(RECORD_IDS_HEADER)
+        if not isinstance(listed, list):
+            return None
+        ids = [RecordId.parse(item) if isinstance(item, str) else None for item in listed]
+        return None if None in ids else [key for key in ids if key is not None]
+    key = RecordId.parse(record.message_id)
+    return None if key is None else [key]
+
+
+def _from_body(record: StreamRecord) -> list[tuple[RecordId, str | None]]:
     try:
-        record = DELIVERY_LOG_RECORD.validate_json(body)
+        attempts = attempts_in(record.kind, record.body)
     except (ValidationError, json.JSONDecodeError):
-        return None
-    return RecordId.of(record), record.error
+        log.error("delivery_log.unreadable_record", offset=record.offset)
+        return []
+    return [(RecordId.of(attempt), attempt.error) for attempt in attempts]
 
 
 class SettledLog:

@@ -10,6 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from schemas.deliveries import DeliveryAttempted, attempts_in
 from schemas.topology import Topology
 
 
@@ -101,6 +102,32 @@ async def read_stream(
     finally:
         await connection.close()
     return bodies
+
+
+async def read_attempts(
+    url: str, stream: str, *, expect: int, timeout_s: float = 20
+) -> list[DeliveryAttempted]:
+    """The first `expect` attempt records of a delivery-log stream, batched or not."""
+    attempts: list[DeliveryAttempted] = []
+    done = asyncio.Event()
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        queue = await channel.get_queue(stream, ensure=False)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            attempts.extend(attempts_in(message.type, message.body))
+            await message.ack()
+            if len(attempts) >= expect:
+                done.set()
+
+        await queue.consume(on_message, arguments={"x-stream-offset": "first"})
+        async with asyncio.timeout(timeout_s):
+            await done.wait()
+    finally:
+        await connection.close()
+    return attempts[:expect]
 
 
 def leftover_queues(prefix: str) -> list[str] | None:

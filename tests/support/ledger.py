@@ -43,6 +43,7 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 
+from schemas.deliveries import ATTEMPTS_KIND
 from schemas.markers import MARKER_KIND
 from schemas.topology import Topology
 from tests.support.broker import message_count
@@ -94,8 +95,7 @@ class Logged:
     error: str | None = None
 
     @classmethod
-    def of(cls, body: bytes) -> Logged:
-        record = json.loads(body)
+    def of(cls, record: dict[str, Any]) -> Logged:
         return cls(
             key=(record["event_id"], record["webhook_id"]),
             delivery_id=record["delivery_id"],
@@ -308,7 +308,7 @@ async def read_delivery_log(url: str, topology: Topology, *, timeout_s: float = 
     marker comes back.
     """
     marker_id = f"ledger-{uuid.uuid4().hex}"
-    bodies: list[bytes] = []
+    records: list[dict[str, Any]] = []
     done = asyncio.Event()
     connection = await aio_pika.connect(url)
     try:
@@ -317,8 +317,10 @@ async def read_delivery_log(url: str, topology: Topology, *, timeout_s: float = 
         stream = await channel.get_queue(topology.delivery_log_stream, ensure=False)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            if message.type == "delivery.attempted":
-                bodies.append(message.body)
+            if message.type == ATTEMPTS_KIND:
+                records.extend(json.loads(message.body))
+            elif message.type == "delivery.attempted":
+                records.append(json.loads(message.body))
             elif message.message_id == marker_id:
                 done.set()
             await message.ack()
@@ -337,7 +339,7 @@ async def read_delivery_log(url: str, topology: Topology, *, timeout_s: float = 
             await done.wait()
     finally:
         await connection.close()
-    return [Logged.of(body) for body in bodies]
+    return [Logged.of(record) for record in records]
 
 
 def work_queues(topology: Topology) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from schemas.deliveries import DELIVERY_LOG_RECORD, DeliveryAttempted
+from schemas.deliveries import DeliveryAttempted, attempts_in
 
 # Socket states of /proc/net/tcp in which the process has not closed its side yet.
 _ESTABLISHED, _SYN_SENT, _CLOSE_WAIT = "01", "02", "08"
@@ -92,10 +92,10 @@ class DeliveryLog:
             await self._changed.wait_for(predicate)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if message.type == "delivery.attempted":
-            record = DELIVERY_LOG_RECORD.validate_json(message.body)
+        records = attempts_in(message.type, message.body)
+        if records:
             async with self._changed:
-                self.records.append(record)
+                self.records.extend(records)
                 self._changed.notify_all()
         await message.ack()
 

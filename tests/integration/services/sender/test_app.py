@@ -31,7 +31,7 @@ from services.runtime.webhook_log import WebhookLog
 from services.sender.app import create_app
 from services.sender.settings import SenderSettings
 from tests.conftest import AppServer, Installs
-from tests.support.broker import message_count, read_stream, take_all
+from tests.support.broker import message_count, read_attempts, take_all
 from tests.support.hostile import HostileReceiver
 from tests.support.metrics import metric_value
 from tests.support.receiver import Receiver
@@ -112,13 +112,11 @@ class Upstream:
         )
 
     async def outcomes(self, count: int) -> list[DeliveryAttempted]:
-        bodies = await read_stream(
+        return await read_attempts(
             self.settings.amqp_url.get_secret_value(),
             self.settings.topology.delivery_log_stream,
             expect=count,
-            of_type="delivery.attempted",
         )
-        return [DeliveryAttempted.model_validate_json(body) for body in bodies]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.sender.endpoints import Admitted, EndpointGate, Refused
@@ -163,3 +165,67 @@ def test_a_release_without_a_call_changes_no_health(gate: EndpointGate) -> None:
     gate.release(admitted(gate), succeeded=None)
     fail(gate)
     assert gate.open_circuits == 1
+
+
+async def test_a_fast_busy_endpoint_hands_its_next_slot_to_the_first_waiter(
+    gate: EndpointGate,
+) -> None:
+    """A burst to a healthy, fast endpoint waits in the sender for slots, in arrival order, and
+    nobody who comes later takes a freed slot first."""
+    first, second = admitted(gate), admitted(gate)
+    waiters = [asyncio.create_task(gate.admit_or_wait("wh_1")) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert not any(waiter.done() for waiter in waiters)
+    gate.release(first, succeeded=True, duration_s=0.01)
+    barging = gate.admit("wh_1")  # someone new does not take the freed slot
+    assert isinstance(barging, Refused)
+    assert barging.reason == "endpoint_busy"
+    given = await waiters[0]
+    assert isinstance(given, Admitted)
+    assert not waiters[1].done()
+    gate.release(second, succeeded=True, duration_s=0.01)
+    assert isinstance(await waiters[1], Admitted)
+
+
+async def test_a_slot_wait_is_bounded_then_refused() -> None:
+    gate = EndpointGate(limit=1, failures_to_open=3, open_s=10, max_open_s=60, max_wait_s=0.05)
+    holder = admitted(gate)
+    answer = await gate.admit_or_wait("wh_1")
+    assert isinstance(answer, Refused)
+    assert answer.reason == "endpoint_busy"
+    gate.release(holder, succeeded=True, duration_s=0.01)
+    assert isinstance(gate.admit("wh_1"), Admitted)  # the timed-out waiter holds nothing
+
+
+async def test_a_slow_endpoints_backlog_is_parked_not_waited_for(
+    gate: EndpointGate, clock: Clock
+) -> None:
+    """With attempts of 4 s, even the first in line would wait too long: refused at once."""
+    for _ in range(20):
+        gate.release(admitted(gate), succeeded=True, duration_s=4.0)
+    admitted(gate)
+    admitted(gate)
+    answer = await asyncio.wait_for(gate.admit_or_wait("wh_1"), timeout=1)
+    assert isinstance(answer, Refused)
+
+
+async def test_a_silent_endpoints_backlog_is_parked_not_waited_for(
+    gate: EndpointGate, clock: Clock
+) -> None:
+    """No attempt finished to learn a duration from, but those in flight run for a minute."""
+    admitted(gate)
+    admitted(gate)
+    clock.now += 60
+    answer = await asyncio.wait_for(gate.admit_or_wait("wh_1"), timeout=1)
+    assert isinstance(answer, Refused)
+
+
+async def test_waiters_are_refused_when_the_circuit_opens(clock: Clock) -> None:
+    gate = EndpointGate(limit=1, failures_to_open=1, open_s=10, max_open_s=60, clock=clock)
+    holder = admitted(gate)
+    waiter = asyncio.create_task(gate.admit_or_wait("wh_1"))
+    await asyncio.sleep(0)
+    gate.release(holder, succeeded=False, duration_s=0.01)
+    answer = await waiter
+    assert isinstance(answer, Refused)
+    assert answer.reason == "circuit_open"

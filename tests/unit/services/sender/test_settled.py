@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.deliveries import DeliveryAttempted, Outcome, RecordId
+from schemas.deliveries import (
+    ATTEMPTS_KIND,
+    RECORD_IDS_HEADER,
+    DeliveryAttempted,
+    Outcome,
+    RecordId,
+)
 from services.runtime.streams import StreamRecord
 from services.sender.settled import SettledAttempts
 
@@ -104,3 +110,49 @@ def test_record_ids_round_trip() -> None:
 def test_anything_else_is_no_record_id(other: str | None) -> None:
     """Ids that are not record ids say nothing."""
     assert RecordId.parse(other) is None
+
+
+def test_a_batch_is_read_from_its_record_ids_and_its_dead_letters_from_the_body() -> None:
+    """A batch's header lists its records' ids, in order: no body parsing, unless one of them was
+    dead-lettered (its reason is in the body)."""
+    settled = SettledAttempts(capacity=1000)
+    ids = [str(RecordId(f"msg_{n}", 1, "delivered", 0)) for n in range(3)]
+    settled.apply_record(
+        StreamRecord(b"not json", 0, None, ATTEMPTS_KIND, headers={RECORD_IDS_HEADER: ids})
+    )
+    assert [settled.latest(f"msg_{n}") is not None for n in range(3)] == [True] * 3
+    dead = DeliveryAttempted(
+        delivery_id="msg_d",
+        event_id="e",
+        event_type="a.b",
+        webhook_id="wh",
+        attempt=2,
+        at="2026-01-01T00:00:00Z",
+        outcome="dead_lettered",
+        error="410 Gone",
+    )
+    body = b"[" + dead.model_dump_json().encode() + b"]"
+    headers = {RECORD_IDS_HEADER: [str(RecordId.of(dead))]}
+    settled.apply_record(StreamRecord(body, 1, None, ATTEMPTS_KIND, headers=headers))
+    latest = settled.latest("msg_d")
+    assert latest is not None
+    assert (latest.attempt, latest.outcome, latest.error) == (2, "dead_lettered", "410 Gone")
+
+
+def test_a_batch_without_readable_ids_is_read_from_its_body() -> None:
+    record = DeliveryAttempted(
+        delivery_id="msg_b",
+        event_id="e",
+        event_type="a.b",
+        webhook_id="wh",
+        attempt=1,
+        at="2026-01-01T00:00:00Z",
+        outcome="delivered",
+    )
+    body = b"[" + record.model_dump_json().encode() + b"]"
+    settled = SettledAttempts(capacity=1000)
+    variants: list[dict[str, object]] = [{}, {RECORD_IDS_HEADER: ["junk"]}, {RECORD_IDS_HEADER: 7}]
+    for n, headers in enumerate(variants):
+        settled.apply_record(StreamRecord(body, n, None, ATTEMPTS_KIND, headers=headers))
+    assert settled.latest("msg_b") is not None
+    assert len(settled) == 1

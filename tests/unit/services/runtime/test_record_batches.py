@@ -1,0 +1,128 @@
+"""Delivery-log records in batches: nothing waits for a batch to fill, records gather only while
+earlier batches are being confirmed, and each caller learns how its own batch went."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, cast
+
+import pytest
+
+from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
+from services.runtime.broker import Publisher, PublishFailed, PublishOutcomeUnknown
+from services.runtime.record_batches import RecordBatches
+
+
+class FakePublisher:
+    """Holds every publish until `release` says how it went."""
+
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+        self.gates: list[asyncio.Future[None]] = []
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes, **kwargs: Any) -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.gates.append(gate)
+        self.published.append({"key": routing_key, "body": body, **kwargs})
+        await gate
+
+    def release(self, n: int, error: Exception | None = None) -> None:
+        if error is None:
+            self.gates[n].set_result(None)
+        else:
+            self.gates[n].set_exception(error)
+
+
+def batches_of(publisher: FakePublisher, **options: int) -> RecordBatches:
+    return RecordBatches(cast(Publisher, publisher), "p.deliveries.log", **options)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_lone_record_goes_out_at_once_and_waits_for_its_confirm() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher)
+    added = asyncio.create_task(batches.add("msg_1/1/delivered/0", b'{"a":1}'))
+    await settle()
+    [sent] = publisher.published
+    assert sent["key"] == "p.deliveries.log"
+    assert sent["message_type"] == ATTEMPTS_KIND
+    assert sent["headers"] == {RECORD_IDS_HEADER: ["msg_1/1/delivered/0"]}
+    assert json.loads(sent["body"]) == [{"a": 1}]
+    assert not added.done()  # not confirmed yet
+    publisher.release(0)
+    await added
+
+
+async def test_records_gather_while_the_slots_are_busy() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, slots=1, max_records=3)
+    adds = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in range(6)]
+    await settle()
+    assert len(publisher.published) == 1  # the first took the only slot
+    publisher.release(0)
+    await settle()
+    assert publisher.published[1]["headers"][RECORD_IDS_HEADER] == ["id1", "id2", "id3"]
+    assert not any(add.done() for add in adds[1:])
+    publisher.release(1)
+    await settle()
+    assert publisher.published[2]["headers"][RECORD_IDS_HEADER] == ["id4", "id5"]
+    assert all(add.done() for add in adds[:4])
+    assert not adds[4].done()
+    publisher.release(2)
+    await asyncio.gather(*adds)
+
+
+async def test_a_batch_stays_under_its_byte_bound() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, slots=1, max_bytes=25)
+    adds = [asyncio.create_task(batches.add(f"id{n}", b"x" * 10)) for n in range(4)]
+    await settle()
+    for n in range(3):
+        publisher.release(n)
+        await settle()
+    await asyncio.gather(*adds)
+    sizes = [len(sent["headers"][RECORD_IDS_HEADER]) for sent in publisher.published]
+    assert sizes == [1, 2, 1]
+
+
+async def test_every_caller_of_a_failed_batch_gets_its_error() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, slots=1)
+    first = asyncio.create_task(batches.add("id0", b"{}"))
+    rest = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in (1, 2)]
+    await settle()
+    publisher.release(0)
+    await settle()
+    publisher.release(1, PublishFailed("nacked"))
+    await first
+    for add in rest:
+        with pytest.raises(PublishFailed, match="nacked"):
+            await add
+
+
+async def test_a_caller_that_stops_waiting_leaves_its_record_in_the_batch() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher)
+    impatient = asyncio.create_task(batches.add("id0", b"{}"))
+    await settle()
+    impatient.cancel()
+    await settle()
+    publisher.release(0, PublishFailed("nacked"))  # nobody left to tell: no warning either
+    await batches.close()
+    assert len(publisher.published) == 1
+
+
+async def test_closing_while_a_batch_is_cancelled_tells_its_callers() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher)
+    add = asyncio.create_task(batches.add("id0", b"{}"))
+    await settle()
+    for task in list(batches._in_flight):
+        task.cancel()
+    with pytest.raises(PublishOutcomeUnknown):
+        await add
