@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.events import Event, ObjectId
+
+if TYPE_CHECKING:  # schemas.webhooks imports schemas.health, which imports this module
+    from schemas.webhooks import WebhookState
 
 # The object_id of every test call, as Xurrent and ITRP document it.
 TEST_OBJECT_ID = 12345
@@ -168,3 +171,15 @@ class RecordId:
             return None
         delay_s = int(parts[4]) / 1000 if len(parts) == 5 else None
         return cls(parts[0], int(parts[1]), cast(Outcome, outcome), int(parts[3]), delay_s)
+
+
+def first_attempt(event: Event, webhook: WebhookState, *, test: bool = False) -> DeliveryTask:
+    """The first attempt of delivering `event` to `webhook`, as routed at the webhook's revision."""
+    return DeliveryTask(
+        delivery_id=delivery_id_for(event.id, webhook.id),
+        webhook_id=webhook.id,
+        webhook_revision=webhook.revision,
+        attempt=1,
+        test=test,
+        event=event,
+    )

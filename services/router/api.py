@@ -10,7 +10,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from schemas.deliveries import TEST_OBJECT_ID
+from schemas.deliveries import TEST_OBJECT_ID, first_attempt
+from schemas.event_patterns import is_pattern
 from schemas.events import Event, new_event_id
 from schemas.topology import DELIVER_KEY
 from schemas.webhooks import (
@@ -25,8 +26,6 @@ from schemas.webhooks import (
     new_secret,
     new_webhook_id,
 )
-from services.router.fanout import deliver_task
-from services.router.routing import is_pattern
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
 from services.runtime.http_errors import error_response, field_errors, http_error, read_json
@@ -164,7 +163,7 @@ async def test_call(request: web.Request) -> web.Response:
         object_id=TEST_OBJECT_ID,
         time=datetime.now(UTC),
     )
-    task = deliver_task(event, state, test=True)
+    task = first_attempt(event, state, test=True)
     try:
         await router.publisher.publish(
             router.topology.deliveries_exchange,

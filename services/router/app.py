@@ -1,5 +1,5 @@
-"""The router's aiohttp application: the webhooks API, fed by the webhooks stream; the fan-out
-consumer of the route queue; endpoint health with auto-disable; and failure mail."""
+"""The router's aiohttp application: the webhooks API, fed by the webhooks stream; endpoint health
+with auto-disable; and failure mail. (Events are routed by the senders, next to their delivery.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from services.router import api
 from services.router.disabling import AutoDisabler
-from services.router.fanout import FanOut
 from services.router.health import HealthProjection, HealthView
 from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
-from services.router.routing import RoutingIndex
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -27,14 +25,11 @@ from services.runtime.broker import (
 )
 from services.runtime.consuming import WorkConsumer
 from services.runtime.http_errors import bearer_auth
-from services.runtime.pausing import StreamStateFollower
 from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
 
 # Descriptions may be 64 KiB; leave room for the rest of the webhook.
 MAX_BODY_BYTES = 256 * 1024
-# How long a stopping router lets in-flight fan-outs finish before returning them to the queue.
-STOP_GRACE_S = 10.0
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
 
@@ -56,10 +51,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         await declare_topology(connection, topology)
         redeclare_on_reconnect(connection, topology)
         publisher = await Publisher.open(connection, settings.publish_timeout_s)
-        pauser = StreamStateFollower()
-        webhook_log = WebhookLog(
-            connection, publisher, topology, on_lost=pauser.lost, on_current=pauser.current
-        )
+        webhook_log = WebhookLog(connection, publisher, topology)
         disabler = AutoDisabler(webhook_log, publisher, topology, metrics)
         health = HealthView(
             webhook_log.table,
@@ -78,35 +70,11 @@ def create_app(settings: RouterSettings) -> web.Application:
             publisher=publisher,
             webhook_log=webhook_log,
             health=health,
-            index=RoutingIndex(),
         )
         app[ROUTER] = router
         app[READINESS]["broker"] = lambda: is_connected(connection)
         app[READINESS]["webhooks_synced"] = lambda: webhook_log.synced
         webhook_log.table.on_change(router.on_webhook_change)
-        fan_out = FanOut(
-            publisher,
-            topology,
-            router.index,
-            metrics,
-            lambda timeout_s: webhook_log.current(timeout_s),
-            dedupe_window=settings.dedupe_window,
-            max_event_bytes=settings.max_event_bytes,
-            hold_s=settings.hold_s,
-        )
-        consumer = WorkConsumer(
-            connection,
-            publisher,
-            topology.route_queue,
-            topology.queues()[topology.route_queue],
-            fan_out.handle,
-            prefetch=settings.prefetch,
-            quarantine_queue=topology.quarantine_queue,
-            metrics=metrics.consumer,
-            label="route",
-            hold_s=settings.hold_s,
-        )
-        pauser.consumers.append(consumer)
         smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else ""
         mailer = Mailer(SmtpServer.from_url(smtp_url), settings.mail_from) if smtp_url else None
         digests = MailDigests(
@@ -128,18 +96,15 @@ def create_app(settings: RouterSettings) -> web.Application:
             label="mail",
             hold_s=settings.hold_s,
         )
-        app[READINESS]["consuming"] = lambda: consumer.consuming
+        app[READINESS]["consuming"] = lambda: mail_consumer.consuming
         try:
             await webhook_log.start("router")
             await projection.start()  # the checkpoint now, the delivery log in the background
-            await consumer.start()  # only once the table is current: never route on a stale one
             await mail_consumer.start()
             yield
         finally:
-            await consumer.stop(STOP_GRACE_S)
             await mail_consumer.stop(grace_s=1.0)
             await digests.stop()
-            await pauser.close()
             await disabler.stop()
             await projection.stop()
             await webhook_log.stop()

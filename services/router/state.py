@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
@@ -11,7 +11,6 @@ from schemas.topology import Topology
 from schemas.webhooks import WebhookState
 from services.router.health import HealthView
 from services.router.metrics import RouterMetrics
-from services.router.routing import RoutingIndex
 from services.runtime.broker import Publisher
 from services.runtime.webhook_log import WebhookLog
 
@@ -24,20 +23,19 @@ class Router:
     publisher: Publisher
     webhook_log: WebhookLog
     health: HealthView
-    index: RoutingIndex
+    # Ids of the disabled webhooks, so the gauge costs nothing per change.
+    disabled: set[str] = field(default_factory=set)
 
     def on_webhook_change(self, webhook_id: str, state: WebhookState | None) -> None:
-        """Keep the routing index, the health view and the webhook gauge in step with the table."""
+        """Keep the health view and the webhook gauge in step with the table."""
         self.health.on_webhook_change(webhook_id, state)
-        if state is None:
-            self.index.remove(webhook_id)
+        if state is not None and state.disabled:
+            self.disabled.add(webhook_id)
         else:
-            self.index.put(state)
-        enabled = len(self.index)  # the index holds exactly the enabled webhooks
-        self.metrics.webhooks.labels(state="enabled").set(enabled)
-        self.metrics.webhooks.labels(state="disabled").set(
-            len(self.webhook_log.table.webhooks) - enabled
-        )
+            self.disabled.discard(webhook_id)
+        total = len(self.webhook_log.table.webhooks)
+        self.metrics.webhooks.labels(state="enabled").set(total - len(self.disabled))
+        self.metrics.webhooks.labels(state="disabled").set(len(self.disabled))
 
 
 ROUTER = web.AppKey("router", Router)

@@ -1,4 +1,5 @@
-"""The sender's aiohttp application: /metrics and health, and the deliver queue's consumer."""
+"""The sender's aiohttp application: /metrics and health, the route queue's consumer (matching each
+event to its webhooks), and the deliver queue's consumer."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
 from services.sender.dispatch import Dispatcher
 from services.sender.endpoints import EndpointGate
+from services.sender.fanout import FanOut
 from services.sender.metrics import SenderMetrics
+from services.sender.routing import RoutingIndex
 from services.sender.settings import SenderSettings
 from services.sender.settled import SettledLog
 from services.sender.targets import GuardedResolver, TargetPolicy
@@ -91,17 +94,48 @@ def create_app(settings: SenderSettings) -> web.Application:
             label="deliver",
             hold_s=settings.hold_s,
         )
-        pauser.consumers.append(consumer)
+        index = RoutingIndex()
+        webhook_log.table.on_change(
+            lambda webhook_id, state: (
+                index.remove(webhook_id) if state is None else index.put(state)
+            )
+        )
+        fan_out = FanOut(
+            publisher,
+            topology,
+            index,
+            metrics,
+            lambda timeout_s: webhook_log.current(timeout_s),
+            dedupe_window=settings.dedupe_window,
+            max_event_bytes=settings.max_event_bytes,
+            hold_s=settings.hold_s,
+        )
+        route_consumer = WorkConsumer(
+            connection,
+            publisher,
+            topology.route_queue,
+            topology.queues()[topology.route_queue],
+            fan_out.handle,
+            prefetch=settings.route_prefetch,
+            quarantine_queue=topology.quarantine_queue,
+            metrics=metrics.consumer,
+            label="route",
+            hold_s=settings.hold_s,
+        )
+        pauser.consumers += [consumer, route_consumer]
         app[READINESS]["broker"] = lambda: is_connected(connection)
         app[READINESS]["webhooks_synced"] = lambda: webhook_log.synced
-        app[READINESS]["consuming"] = lambda: consumer.consuming
+        app[READINESS]["consuming"] = lambda: consumer.consuming and route_consumer.consuming
         try:
             await settled.start("sender")
             await webhook_log.start("sender")
             await consumer.start()
+            # Only once the table is current: never route on a stale one.
+            await route_consumer.start()
             yield
         finally:
             # In-flight attempts may finish (each bounded by its deadline); the rest returns.
+            await route_consumer.stop(grace_s=settings.attempt_timeout_s + 5)
             await consumer.stop(grace_s=settings.attempt_timeout_s + 5)
             await pauser.close()
             await session.close()

@@ -11,6 +11,32 @@ from services.runtime.metrics import LATENCY_BUCKETS_S, ConsumerMetrics
 
 class SenderMetrics:
     def __init__(self, registry: CollectorRegistry, open_circuits: Callable[[], float]) -> None:
+        self.events_routed = Counter(
+            "hookline_events_routed_total",
+            "Events matched and fanned out (including those matching no webhook).",
+            registry=registry,
+        )
+        self.deliveries_routed = Counter(
+            "hookline_deliveries_routed_total",
+            "Delivery messages published, one per (event, webhook).",
+            registry=registry,
+        )
+        self.events_unmatched = Counter(
+            "hookline_events_unmatched_total",
+            "Events no enabled webhook subscribed to.",
+            registry=registry,
+        )
+        self.events_duplicate = Counter(
+            "hookline_events_duplicate_total",
+            "Events dropped because their id was routed already.",
+            registry=registry,
+        )
+        self.fanout_duration = Histogram(
+            "hookline_fanout_duration_seconds",
+            "From taking an event to every delivery of it confirmed by the broker.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
         self.attempts = Counter(
             "hookline_delivery_attempts_total",
             "HTTP attempts made, by what came back: 2xx…5xx, timeout, connect_error, refused "

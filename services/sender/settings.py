@@ -12,6 +12,14 @@ class SenderSettings(ServiceSettings):
     port: int = Field(default=8002, ge=0, le=65535)
     # Deliveries in flight at once in this process (the consumer's prefetch).
     concurrency: int = Field(default=128, ge=1, le=10_000)
+    # Events taken off the route queue at once; each holds its fan-out (and first attempts) until
+    # all are confirmed.
+    route_prefetch: int = Field(default=64, ge=1, le=10_000)
+    # Event ids remembered to drop a repeated one (the same id twice is one event).
+    dedupe_window: int = Field(default=100_000, ge=0)
+    # Events published over AMQP larger than this are parked in quarantine (POST /events has its
+    # own, smaller body limit). Each delivery message carries the whole event.
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     # One total deadline per attempt: connect, send, status line and the first 64 KiB.
     attempt_timeout_s: float = Field(default=15.0, gt=0, le=300)
     # CIDRs webhooks may target although private or loopback, e.g. `127.0.0.0/8,::1/128`.

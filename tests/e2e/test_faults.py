@@ -180,19 +180,19 @@ async def test_kill_9_of_the_router_mid_stream_loses_nothing(
 async def test_a_loss_is_caught_negative_control(
     stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
 ) -> None:
-    """Negative control: deliveries purged from the deliver queue are reported lost, and only
-    they, so the loss count can fail."""
+    """Negative control: events purged from the route queue before any sender routed them are
+    reported lost, and only they, so the loss count can fail."""
     webhook = await create_webhook(http, stack, "purge.*", f"{receiver.url}/purge")
     for sender in alive(stack, "sender"):
         sender.kill()
     purged = events_of("purge", 30)
     await post_events(http, stack.url_of("producer"), purged)
-    await eventually(lambda: _depth_is(amqp_url, TOPOLOGY.deliver_queue, len(purged)), timeout_s=30)
+    await eventually(lambda: _depth_is(amqp_url, TOPOLOGY.route_queue, len(purged)), timeout_s=30)
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
-        deliver = await channel.get_queue(TOPOLOGY.deliver_queue, ensure=False)
-        await deliver.purge()
+        route = await channel.get_queue(TOPOLOGY.route_queue, ensure=False)
+        await route.purge()
     finally:
         await connection.close()
     await asyncio.gather(start(stack, "sender-p1"), start(stack, "sender-p2"))

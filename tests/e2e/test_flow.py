@@ -202,8 +202,10 @@ async def test_every_service_serves_metrics_and_logs_json_with_ids(
     """/metrics on each service has its counters; attempt logs carry event, webhook and attempt."""
     wanted = {
         "producer": ["hookline_events_accepted_total"],
-        "router": ["hookline_events_routed_total", "hookline_deliveries_routed_total"],
+        "router": ["hookline_webhooks", "hookline_test_calls_total"],
         "sender-1": [
+            "hookline_events_routed_total",
+            "hookline_deliveries_routed_total",
             "hookline_deliveries_total",
             "hookline_delivery_attempt_duration_seconds",
             "hookline_delivery_retries_total",

@@ -335,11 +335,11 @@ class Bench:
         """`backlog` deliveries queued for a sleeping endpoint, then one healthy webhook."""
         sleeper_id = await self.webhook("backlog.sleep", f"{self.receivers.sleeper_url}/sleep")
         healthy_id = await self.webhook("backlog.ok", f"{self.receivers.healthy_url}/backlog/ok")
-        routed = metric_value(await self.metrics("router"), "hookline_deliveries_routed_total")
+        routed = await self.sender_metric("hookline_deliveries_routed_total")
         await self.publish_all("backlog.sleep", backlog)
         deadline = time.monotonic() + DRAIN_S
         while time.monotonic() < deadline:
-            now = metric_value(await self.metrics("router"), "hookline_deliveries_routed_total")
+            now = await self.sender_metric("hookline_deliveries_routed_total")
             if now >= routed + backlog:
                 break
             await asyncio.sleep(0.2)

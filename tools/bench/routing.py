@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.webhooks import WebhookState, new_secret
-from services.router.routing import RoutingIndex
+from services.sender.routing import RoutingIndex
 
 REPEATS = 5
 # Patterns that most events match, as a few broad subscriptions would.

@@ -1,9 +1,7 @@
-"""The router in-process on the real broker: the webhooks API and the fan-out."""
+"""The router in-process on the real broker: the webhooks API, endpoint health and failure mail."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome, delivery_id_for
+from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome
 from schemas.health import (
     CHECKPOINT_ENCODING,
     CHECKPOINT_KIND,
@@ -23,7 +21,7 @@ from schemas.health import (
 )
 from schemas.mail import FailureNotice
 from schemas.markers import MARKER_KIND
-from schemas.topology import REASON_HEADER, Topology
+from schemas.topology import Topology
 from services.router.app import create_app
 from services.router.health import read_latest_checkpoint
 from services.router.settings import RouterSettings
@@ -31,8 +29,6 @@ from services.router.state import ROUTER, Router
 from services.runtime.broker import Publisher, declare_topology
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
-from tests.support.metrics import metric_value
-from tests.support.proxy import CuttableProxy
 from tests.support.smtp import SmtpSink
 from tests.support.waiting import eventually
 
@@ -81,23 +77,6 @@ async def create_webhook(client: TestClient[Any, Any], **fields: Any) -> dict[st
     assert response.status == 201, await response.text()
     body: dict[str, Any] = await response.json()
     return body
-
-
-async def publish_event(
-    url: str, topology: Topology, body: dict[str, Any], *, routing_key: str | None = None
-) -> None:
-    """A plain AMQP publish, as an upstream system without the SDK would make it."""
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(topology.events_exchange, ensure=False)
-        await exchange.publish(
-            aio_pika.Message(json.dumps(body).encode(), delivery_mode=2),
-            routing_key=routing_key or body["type"],
-            mandatory=True,
-        )
-    finally:
-        await connection.close()
 
 
 async def test_webhook_lifecycle_through_the_api(router: TestClient[Any, Any]) -> None:
@@ -167,65 +146,6 @@ async def test_the_api_needs_the_admin_token(router: TestClient[Any, Any]) -> No
     assert (await router.get("/healthz")).status == 200
     assert (await router.get("/readyz")).status == 200
     assert (await router.get("/metrics")).status == 200
-
-
-async def test_one_event_fans_out_to_each_matching_webhook_only(
-    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
-) -> None:
-    """One event to 50 matching webhooks (exact and patterns) makes 50 deliveries, no others."""
-    topology = settings.topology
-    matching = []
-    for index in range(50):
-        event = ("ticket.create", "ticket.*", "#", "*.create", "ticket.#")[index % 5]
-        matching.append(await create_webhook(router, event=event, uri=f"https://e.com/{index}"))
-    other = await create_webhook(router, event="ticket.update", uri="https://e.com/other")
-    disabled = await create_webhook(
-        router, event="ticket.create", uri="https://e.com/off", disabled=True
-    )
-
-    await publish_event(
-        amqp_url, topology, {"type": "ticket.create", "id": "evt_fan", "data": {"n": 1}}
-    )
-    messages = await take_all(amqp_url, topology.deliver_queue, expect=50)
-    tasks = [DeliveryTask.model_validate_json(message.body) for message in messages]
-    assert sorted(task.webhook_id for task in tasks) == sorted(w["id"] for w in matching)
-    assert {task.delivery_id for task in tasks} == {
-        delivery_id_for("evt_fan", w["id"]) for w in matching
-    }
-    assert all(task.event.data == {"n": 1} and task.attempt == 1 for task in tasks)
-    await asyncio.sleep(0.3)
-    assert await message_count(amqp_url, topology.deliver_queue) == 0
-    assert other["id"] not in {task.webhook_id for task in tasks}
-    assert disabled["id"] not in {task.webhook_id for task in tasks}
-    metrics = await (await router.get("/metrics")).text()
-    assert "hookline_deliveries_routed_total 50.0" in metrics
-
-
-async def test_a_repeated_event_id_is_routed_once(
-    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
-) -> None:
-    """The same event id twice is one event: the second copy makes no deliveries."""
-    await create_webhook(router, event="order.paid", uri="https://e.com/")
-    for _ in range(2):
-        await publish_event(
-            amqp_url, settings.topology, {"type": "order.paid", "id": "evt_same", "data": {}}
-        )
-    await take_all(amqp_url, settings.topology.deliver_queue, expect=1)
-    await asyncio.sleep(0.5)
-    assert await message_count(amqp_url, settings.topology.deliver_queue) == 0
-    assert await message_count(amqp_url, settings.topology.route_queue) == 0
-
-
-async def test_an_unreadable_event_is_parked_with_its_reason(
-    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
-) -> None:
-    """A message that is not an event goes to quarantine with the field that is wrong."""
-    await publish_event(
-        amqp_url, settings.topology, {"type": "a.b", "data": "not an object"}, routing_key="a.b"
-    )
-    [parked] = await take_all(amqp_url, settings.topology.quarantine_queue, expect=1)
-    assert "data" in str(parked.headers[REASON_HEADER])
-    assert await message_count(amqp_url, settings.topology.route_queue) == 0
 
 
 async def test_a_test_call_goes_out_even_to_a_disabled_webhook(
@@ -446,75 +366,6 @@ async def test_dead_letters_are_mailed_as_one_digest_per_webhook(
         return await message_count(amqp_url, settings.topology.mail_queue) == 0
 
     await eventually(queue_empty)  # acked only once the mail was taken
-
-
-async def test_without_its_stream_the_router_stops_routing_until_it_is_back(
-    router: TestClient[Any, Any], settings: RouterSettings, amqp_url: str
-) -> None:
-    """A deleted webhooks stream pauses the fan-out; once the stream exists again the router
-    rebuilds its table from it (empty now) and routes what waited."""
-    await create_webhook(router, event="lost.t", uri="https://e.com/")
-    connection = await aio_pika.connect(amqp_url)
-    channel = await connection.channel()
-    await channel.queue_delete(settings.topology.webhooks_stream)
-
-    async def paused() -> bool:
-        checks = (await (await router.get("/readyz")).json())["checks"]
-        return checks["consuming"] is False and checks["webhooks_synced"] is False
-
-    await eventually(paused)
-    await publish_event(amqp_url, settings.topology, {"type": "lost.t", "id": "e1", "data": {}})
-    stream = settings.topology.webhooks_stream
-    await channel.declare_queue(stream, durable=True, arguments=settings.topology.queues()[stream])
-    await connection.close()
-
-    async def ready() -> bool:
-        return (await router.get("/readyz")).status == 200
-
-    await eventually(ready, timeout_s=20)
-    assert await (await router.get("/webhooks", headers=AUTH)).json() == []
-
-    async def routed_unmatched() -> bool:
-        metrics = await (await router.get("/metrics")).text()
-        return metric_value(metrics, "hookline_events_unmatched_total") == 1
-
-    await eventually(routed_unmatched)
-
-
-async def test_after_an_outage_the_router_catches_up_before_routing(
-    settings: RouterSettings, serve_app: AppServer, amqp_url: str
-) -> None:
-    """A router cut off from the broker while a webhook was created elsewhere routes nothing
-    until it has read that change: no event is acked as unmatched on a stale table."""
-    proxy = CuttableProxy(amqp_url)
-    await proxy.start()
-    try:
-        cut_off = await serve_app(
-            create_app(
-                settings.model_copy(
-                    update={
-                        "amqp_url": SecretStr(proxy.url),
-                        "heartbeat_s": 1,
-                    }
-                )
-            )
-        )
-        other = await serve_app(create_app(settings))
-        await proxy.cut()
-        await create_webhook(other, event="race.t", uri="https://e.com/race")
-        await other.close()  # only the cut-off router is left to route
-        for index in range(20):
-            await publish_event(
-                amqp_url, settings.topology, {"type": "race.t", "id": f"e{index}", "data": {}}
-            )
-        await proxy.restore()
-        messages = await take_all(amqp_url, settings.topology.deliver_queue, expect=20)
-        assert {DeliveryTask.model_validate_json(m.body).event.id for m in messages} == {
-            f"e{index}" for index in range(20)
-        }
-        assert (await cut_off.get("/readyz")).status == 200
-    finally:
-        await proxy.cut()
 
 
 async def test_without_its_stream_the_router_refuses_changes_and_is_not_ready(

@@ -13,7 +13,6 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
     settings = RouterSettings()
     assert (settings.port, settings.prefix) == (8001, "hookline")
-    assert settings.dedupe_window > 0
 
 
 def test_the_admin_token_is_required() -> None:
@@ -32,12 +31,8 @@ def test_the_admin_token_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.admin_token.get_secret_value() == "admin-secret"
 
 
-def test_port_zero_and_a_dedupe_window_of_zero_are_accepted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """HOOKLINE_PORT=0 asks for any free port; a window of 0 turns de-duplication off."""
+def test_port_zero_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOOKLINE_PORT=0 asks for any free port."""
     monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
     monkeypatch.setenv("HOOKLINE_PORT", "0")
-    monkeypatch.setenv("HOOKLINE_DEDUPE_WINDOW", "0")
-    settings = RouterSettings()
-    assert (settings.port, settings.dedupe_window) == (0, 0)
+    assert RouterSettings().port == 0

@@ -48,3 +48,10 @@ def test_the_attempt_timeout_is_bounded(monkeypatch: pytest.MonkeyPatch, timeout
     monkeypatch.setenv("HOOKLINE_ATTEMPT_TIMEOUT_S", timeout)
     with pytest.raises(ValidationError):
         SenderSettings()
+
+
+def test_routing_defaults_and_a_dedupe_window_of_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Senders route events: duplicates are dropped within a window, which 0 turns off."""
+    assert SenderSettings().dedupe_window > 0
+    monkeypatch.setenv("HOOKLINE_DEDUPE_WINDOW", "0")
+    assert SenderSettings().dedupe_window == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.router.routing import matches
+from schemas.event_patterns import matches
 from tools.bench.routing import event_types, measure, patterns
 
 

@@ -17,15 +17,15 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from schemas.deliveries import DeliveryTask, delivery_id_for
+from schemas.deliveries import first_attempt
 from schemas.events import Event, EventIn, content_event_id
 from schemas.topology import DELIVER_KEY, REPEAT_HEADER, Topology
 from schemas.webhooks import WebhookState
-from services.router.metrics import RouterMetrics
-from services.router.routing import RoutingIndex
 from services.runtime.broker import Publisher
 from services.runtime.consuming import Publish, confirm, may_repeat, routing_key_of
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
+from services.sender.metrics import SenderMetrics
+from services.sender.routing import RoutingIndex
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class FanOut:
         publisher: Publisher,
         topology: Topology,
         index: RoutingIndex,
-        metrics: RouterMetrics,
+        metrics: SenderMetrics,
         table_current: Callable[[float], Awaitable[None]],
         *,
         dedupe_window: int,
@@ -189,7 +189,7 @@ class FanOut:
 
         async def publish() -> None:
             # The body is built only now, so a large fan-out holds one batch of bodies at a time.
-            task = deliver_task(event, webhook)
+            task = first_attempt(event, webhook)
             await self._publisher.publish(
                 self._topology.deliveries_exchange,
                 DELIVER_KEY,
@@ -199,14 +199,3 @@ class FanOut:
             )
 
         return publish
-
-
-def deliver_task(event: Event, webhook: WebhookState, *, test: bool = False) -> DeliveryTask:
-    return DeliveryTask(
-        delivery_id=delivery_id_for(event.id, webhook.id),
-        webhook_id=webhook.id,
-        webhook_revision=webhook.revision,
-        attempt=1,
-        test=test,
-        event=event,
-    )

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from schemas.events import Event, content_event_id
 from schemas.topology import ROUTING_KEY_HEADER
-from services.router.fanout import RecentIds, UnreadableEvent, read_event
+from services.sender.fanout import RecentIds, UnreadableEvent, read_event
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -1,0 +1,128 @@
+"""Senders route: each event off the route queue is matched to its webhooks and fanned out, on a
+webhook table that is current, once per event id, and an unreadable event is parked."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from schemas.topology import REASON_HEADER
+from tests.integration.services.sender.conftest import SenderFactory, Upstream
+from tests.support.broker import message_count, take_all
+from tests.support.metrics import metric_value
+from tests.support.proxy import CuttableProxy
+from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def metric(sender: TestClient[Any, Any], name: str) -> float:
+    return metric_value(await (await sender.get("/metrics")).text(), name)
+
+
+async def test_one_event_reaches_each_matching_webhook_only(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """One event to 50 matching webhooks (exact and patterns) makes 50 deliveries, no others."""
+    for n in range(50):
+        event = ("ticket.create", "ticket.*", "#", "*.create", "ticket.#")[n % 5]
+        await upstream.webhook(f"{receiver.url}/fan/{n}", event=event)
+    await upstream.webhook(f"{receiver.url}/other", event="ticket.update")
+    await upstream.webhook(f"{receiver.url}/off", event="ticket.create", disabled=True)
+
+    await upstream.publish_event({"type": "ticket.create", "id": "evt_fan", "data": {"n": 1}})
+    arrived = await receiver.wait_for(50, timeout_s=20)
+    assert sorted(r.path for r in arrived) == sorted(f"/fan/{n}" for n in range(50))
+    assert all(r.json()["id"] == "evt_fan" and r.json()["data"] == {"n": 1} for r in arrived)
+    await asyncio.sleep(0.3)
+    assert len(receiver.requests) == 50
+    assert await metric(sender, "hookline_deliveries_routed_total") == 50
+
+
+async def test_a_repeated_event_id_is_routed_once(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """The same event id twice is one event: the second copy makes no delivery."""
+    await upstream.webhook(f"{receiver.url}/paid", event="order.paid")
+    for _ in range(2):
+        await upstream.publish_event({"type": "order.paid", "id": "evt_same", "data": {}})
+
+    async def both_taken() -> bool:
+        return await metric(sender, "hookline_events_duplicate_total") == 1
+
+    await eventually(both_taken)
+    await receiver.wait_for(1)
+    await asyncio.sleep(0.3)
+    assert len(receiver.to("/paid")) == 1
+    assert await message_count(amqp_url, upstream.settings.topology.route_queue) == 0
+
+
+async def test_an_unreadable_event_is_parked_with_its_reason(
+    sender: TestClient[Any, Any], upstream: Upstream, amqp_url: str
+) -> None:
+    """A message that is not an event goes to quarantine with the field that is wrong."""
+    topology = upstream.settings.topology
+    await upstream.publish_event({"type": "a.b", "data": "not an object"}, routing_key="a.b")
+    [parked] = await take_all(amqp_url, topology.quarantine_queue, expect=1)
+    assert "data" in str(parked.headers[REASON_HEADER])
+    assert await message_count(amqp_url, topology.route_queue) == 0
+
+
+async def test_without_its_stream_a_sender_stops_routing_until_it_is_back(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """A deleted webhooks stream pauses routing; once the stream exists again the sender rebuilds
+    its table from it (empty now) and routes what waited: to nobody."""
+    await upstream.webhook(f"{receiver.url}/lost", event="lost.t")
+    topology = upstream.settings.topology
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.queue_delete(topology.webhooks_stream)
+
+    async def paused() -> bool:
+        checks = (await (await sender.get("/readyz")).json())["checks"]
+        return checks["consuming"] is False and checks["webhooks_synced"] is False
+
+    await eventually(paused)
+    await upstream.publish_event({"type": "lost.t", "id": "e1", "data": {}})
+    stream = topology.webhooks_stream
+    await channel.declare_queue(stream, durable=True, arguments=topology.queues()[stream])
+    await connection.close()
+
+    async def ready() -> bool:
+        return (await sender.get("/readyz")).status == 200
+
+    await eventually(ready, timeout_s=20)
+
+    async def routed_unmatched() -> bool:
+        return await metric(sender, "hookline_events_unmatched_total") == 1
+
+    await eventually(routed_unmatched)
+    assert receiver.to("/lost") == []
+
+
+async def test_after_an_outage_a_sender_catches_up_before_routing(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """A sender cut off from the broker while a webhook was created routes nothing until it has
+    read that change: no event is acked as unmatched on a stale table."""
+    proxy = CuttableProxy(amqp_url)
+    await proxy.start()
+    try:
+        cut_off = await start_sender(amqp_url=SecretStr(proxy.url), heartbeat_s=1)
+        await proxy.cut()
+        await upstream.webhook(f"{receiver.url}/race", event="race.t")
+        for n in range(20):
+            await upstream.publish_event({"type": "race.t", "id": f"e{n}", "data": {}})
+        await proxy.restore()
+        arrived = await receiver.wait_for(20, path="/race", timeout_s=30)
+        assert {r.json()["id"] for r in arrived} == {f"e{n}" for n in range(20)}
+        assert await metric(cut_off, "hookline_events_unmatched_total") == 0
+    finally:
+        await proxy.cut()
