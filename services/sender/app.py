@@ -35,6 +35,7 @@ def create_app(settings: SenderSettings) -> web.Application:
     registry = CollectorRegistry()
     gate = EndpointGate(
         limit=settings.endpoint_concurrency,
+        fast_limit=settings.fast_endpoint_concurrency,
         failures_to_open=settings.circuit_failures,
         open_s=settings.circuit_open_s,
         max_open_s=settings.circuit_max_open_s,
@@ -81,6 +82,8 @@ def create_app(settings: SenderSettings) -> web.Application:
             attempt_timeout_s=settings.attempt_timeout_s,
             table_wait_s=settings.table_wait_s,
             hold_s=settings.hold_s,
+            first_attempts_limit=max(1, settings.route_prefetch // 2),
+            first_attempt_max_s=settings.first_attempt_max_s,
         )
         consumer = WorkConsumer(
             connection,
@@ -109,6 +112,8 @@ def create_app(settings: SenderSettings) -> web.Application:
             dedupe_window=settings.dedupe_window,
             max_event_bytes=settings.max_event_bytes,
             hold_s=settings.hold_s,
+            first_attempt=dispatcher.first_attempt,
+            first_attempt_fanout=settings.first_attempt_fanout,
         )
         route_consumer = WorkConsumer(
             connection,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import aiohttp
@@ -45,7 +46,7 @@ from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.record_batches import RecordBatches
 from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import CallResult, call
-from services.sender.endpoints import Admitted, EndpointGate, Refused
+from services.sender.endpoints import MAX_SLOT_WAIT_S, Admitted, EndpointGate, Refused
 from services.sender.fate import Decision, cancelled, decide
 from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
@@ -91,6 +92,8 @@ class Dispatcher:
         attempt_timeout_s: float,
         table_wait_s: float,
         hold_s: float,
+        first_attempts_limit: int = 1,
+        first_attempt_max_s: float = 1.0,
     ) -> None:
         self._publisher = publisher
         self._records = records
@@ -109,6 +112,11 @@ class Dispatcher:
         # Deliveries being attempted now, by id, so another message of one (a copy of the same
         # attempt, or a repeated attempt whose retry was already published) waits for its record.
         self._attempting: dict[str, asyncio.Future[None]] = {}
+        # First attempts made where their events were routed: each holds its event meanwhile, so
+        # they are bounded, and only endpoints that answered within `first_attempt_max_s` so far
+        # (and did not fail since) get them.
+        self._first_attempt_slots = asyncio.Semaphore(first_attempts_limit)
+        self._first_attempt_max_s = first_attempt_max_s
 
     async def close(self) -> None:
         """Wait for the records still being confirmed."""
@@ -128,11 +136,46 @@ class Dispatcher:
             wait_s = self._recheck_wait_s(message)
             if wait_s > 0:
                 return await self._park_for_recheck(message, task, wait_s)
+        with self._claimed(task):
+            return await self._deliver(message, task, webhook)
+
+    async def first_attempt(
+        self, message: AbstractIncomingMessage, task: DeliveryTask, webhook: WebhookState
+    ) -> Outcome | None:
+        """Make a delivery's first attempt right where its event was routed, with no trip through
+        the deliver queue, when its endpoint is healthy and fast and has a slot now or soon, and
+        one of the `first_attempts_limit` slots of such attempts in this process is free soon. The attempt is
+        settled with `message`, the event: its record and decision are confirmed before the event
+        is acked. None when the delivery must take the deliver queue instead.
+        """
+        if task.delivery_id in self._attempting or not self._gate.fast_and_healthy(
+            webhook.id, self._first_attempt_max_s
+        ):
+            return None
+        # While every first-attempt slot is taken, wait a moment (as for an endpoint's slot)
+        # rather than pay for the deliver queue's hop on a loaded machine.
+        try:
+            async with asyncio.timeout(MAX_SLOT_WAIT_S):
+                await self._first_attempt_slots.acquire()
+        except TimeoutError:
+            return None
+        try:
+            admission = await self._gate.admit_or_wait(webhook.id)
+            if isinstance(admission, Refused):
+                return None
+            with self._claimed(task):
+                return await self._attempt(message, task, webhook, admission)
+        finally:
+            self._first_attempt_slots.release()
+
+    @contextmanager
+    def _claimed(self, task: DeliveryTask) -> Iterator[None]:
+        """This process is attempting the delivery: another message of it waits for the record."""
         attempting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._attempting[task.delivery_id] = attempting
         self._metrics.in_flight.inc()
         try:
-            return await self._deliver(message, task, webhook)
+            yield
         finally:
             self._metrics.in_flight.dec()
             del self._attempting[task.delivery_id]
@@ -151,6 +194,16 @@ class Dispatcher:
         )
         if isinstance(admission, Refused):
             return await self._park(message, task, admission)
+        return await self._attempt(message, task, webhook, admission)
+
+    async def _attempt(
+        self,
+        message: AbstractIncomingMessage,
+        task: DeliveryTask,
+        webhook: WebhookState,
+        admission: Admitted,
+    ) -> Outcome:
+        """Call the endpoint, decide and settle; the admission is released whatever happens."""
         result: CallResult | None = None
         try:
             request = prepare_request(task, webhook, int(time.time()))

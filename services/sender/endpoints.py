@@ -7,6 +7,10 @@ attempts take, or, if longer, as long as every attempt in flight has been runnin
 went silent has finished no attempt to learn a duration from, and parking its backlog in the
 shortest tier again and again until one times out would spend the sender on it.
 
+An endpoint that has answered quickly and successfully `limit` times in a row may have up to
+`fast_limit` attempts in flight instead: its slots turn over within milliseconds. It falls back
+to `limit` as soon as it fails or its average slows past `fast_s`.
+
 A delivery that finds a healthy endpoint busy may wait here for a slot instead (`admit_or_wait`),
 but only when the wait it can expect (the attempts queued before it, at the endpoint's usual
 duration, `limit` at a time) is short: a fast endpoint's burst is then sent at the endpoint's pace
@@ -30,6 +34,8 @@ from typing import Literal
 ParkReason = Literal["endpoint_busy", "circuit_open"]
 # How much one attempt's duration moves the running average a busy endpoint is parked by.
 DURATION_WEIGHT = 0.2
+# An endpoint whose attempts take at most this long on average is fast: it may get `fast_limit`.
+FAST_S = 0.1
 # The longest a delivery waits in the sender for a busy endpoint's slot before it is parked.
 MAX_SLOT_WAIT_S = 0.25
 
@@ -60,6 +66,7 @@ class _Endpoint:
     open_for_s: float = 0.0
     probing: bool = False
     mean_duration_s: float = 0.0
+    successes_in_a_row: int = 0
 
     @property
     def in_flight(self) -> int:
@@ -85,10 +92,14 @@ class EndpointGate:
         failures_to_open: int,
         open_s: float,
         max_open_s: float,
+        fast_limit: int = 0,
+        fast_s: float = FAST_S,
         max_wait_s: float = MAX_SLOT_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limit = limit
+        self._fast_limit = max(limit, fast_limit)
+        self._fast_s = fast_s
         self._max_wait_s = max_wait_s
         self._failures_to_open = failures_to_open
         self._open_s = open_s
@@ -110,11 +121,33 @@ class EndpointGate:
             endpoint.probing = True
             endpoint.started_s.append(now)
             return Admitted(key, probe=True, started_s=now)
-        if endpoint.in_flight >= self._limit:
+        if endpoint.in_flight >= self._limit_of(endpoint):
             all_running_s = now_running_s(endpoint, now)
             return Refused("endpoint_busy", max(endpoint.mean_duration_s, all_running_s))
         endpoint.started_s.append(now)
         return Admitted(key, started_s=now)
+
+    def _limit_of(self, endpoint: _Endpoint) -> int:
+        """`fast_limit` for an endpoint proven fast (a run of quick successes, at least `limit`
+        long), `limit` for any other: slots of a fast endpoint turn over within milliseconds, so
+        it may have more of them without holding others up (Little's law); one that slows down or
+        fails is back to `limit` at once."""
+        if endpoint.successes_in_a_row >= self._limit and endpoint.mean_duration_s <= self._fast_s:
+            return self._fast_limit
+        return self._limit
+
+    def fast_and_healthy(self, key: str, max_duration_s: float) -> bool:
+        """Whether the endpoint's attempts have succeeded so far (none failed since the last
+        success) and taken at most `max_duration_s` on average; true of one never tried here."""
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            return True
+        return (
+            endpoint.consecutive_failures == 0
+            and endpoint.open_until is None
+            and endpoint.mean_duration_s <= max_duration_s
+            and now_running_s(endpoint, self._clock()) <= max_duration_s
+        )
 
     async def admit_or_wait(self, key: str) -> Admitted | Refused:
         """`admit`, but a delivery that finds the endpoint busy waits for a slot when it can expect
@@ -124,7 +157,7 @@ class EndpointGate:
             return answer
         waiting = self._waiting.setdefault(key, deque())
         endpoint = self._endpoints[key]
-        expected_s = (len(waiting) + 1) * endpoint.mean_duration_s / self._limit
+        expected_s = (len(waiting) + 1) * endpoint.mean_duration_s / self._limit_of(endpoint)
         if (
             expected_s > self._max_wait_s
             or now_running_s(endpoint, self._clock()) > self._max_wait_s
@@ -165,10 +198,12 @@ class EndpointGate:
         if succeeded is not None:
             endpoint.mean_duration_s += DURATION_WEIGHT * (duration_s - endpoint.mean_duration_s)
         if succeeded:
+            endpoint.successes_in_a_row += 1
             endpoint.consecutive_failures = 0
             endpoint.open_until = None
             endpoint.open_for_s = 0.0
         elif succeeded is False:
+            endpoint.successes_in_a_row = 0
             self._failed(endpoint, admitted.probe, retry_after_s)
         self._hand_on(admitted.key, endpoint)
         if endpoint.idle:
@@ -180,7 +215,9 @@ class EndpointGate:
         waiting = self._waiting.get(key)
         if not waiting:
             return
-        while waiting and (endpoint.open_until is not None or endpoint.in_flight < self._limit):
+        while waiting and (
+            endpoint.open_until is not None or endpoint.in_flight < self._limit_of(endpoint)
+        ):
             slot = waiting.popleft()
             if slot.done():
                 continue

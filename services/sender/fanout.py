@@ -1,7 +1,12 @@
-"""Taking events off the route queue and publishing one delivery per matching webhook.
+"""Taking events off the route queue: one delivery per matching webhook.
 
-An event is acked only after every delivery it produced was confirmed by the broker. Delivery ids
-are derived from (event id, webhook id), so a redelivered event produces the very same deliveries.
+An event with few deliveries (`first_attempt_fanout`) has their first attempts made right here,
+where it was routed, when their endpoints are healthy and fast: no trip through the deliver queue
+(the broker's costliest hop). Every other delivery, and every delivery of a redelivered event, is
+published to the deliver queue. An event is acked only after every delivery it produced was
+confirmed by the broker: published, or attempted with its record and decision confirmed. Delivery
+ids are derived from (event id, webhook id), so a redelivered event produces the very same
+deliveries, and senders check the delivery log before attempting them again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from schemas.deliveries import first_attempt
+from schemas.deliveries import DeliveryTask, first_attempt
 from schemas.events import Event, EventIn, content_event_id
 from schemas.topology import DELIVER_KEY, REPEAT_HEADER, Topology
 from schemas.webhooks import WebhookState
@@ -95,6 +100,12 @@ class RecentIds:
             self._ids.popitem(last=False)
 
 
+# Makes a just-routed delivery's first attempt with the event's message, or says None: not here.
+FirstAttempt = Callable[
+    [AbstractIncomingMessage, DeliveryTask, WebhookState], Awaitable[Outcome | None]
+]
+
+
 class FanOut:
     """The route queue's message handler."""
 
@@ -109,6 +120,8 @@ class FanOut:
         dedupe_window: int,
         max_event_bytes: int,
         hold_s: float,
+        first_attempt: FirstAttempt | None = None,
+        first_attempt_fanout: int = 0,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
@@ -118,6 +131,8 @@ class FanOut:
         self._recent = RecentIds(dedupe_window)
         self._max_event_bytes = max_event_bytes
         self._hold_s = hold_s
+        self._first_attempt = first_attempt
+        self._first_attempt_fanout = first_attempt_fanout
         # Events being routed now, by id: a second copy waits for the first one's outcome.
         self._routing: dict[str, asyncio.Future[None]] = {}
 
@@ -135,14 +150,24 @@ class FanOut:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._routing[event.id] = done
         try:
-            routed = await self._route(message, event)
+            routed, attempted = await self._route(message, event)
         finally:
             del self._routing[event.id]
             done.set_result(None)
-        return Done(then=lambda: self._routed(event, routed, time.monotonic() - started))
 
-    async def _route(self, message: AbstractIncomingMessage, event: Event) -> list[str]:
-        """Publish a delivery per matching webhook and wait for every confirm; the webhook ids."""
+        def after_ack() -> None:
+            for outcome in attempted:
+                if outcome.then is not None:
+                    outcome.then()
+            self._routed(event, routed, len(attempted), time.monotonic() - started)
+
+        return Done(then=after_ack)
+
+    async def _route(
+        self, message: AbstractIncomingMessage, event: Event
+    ) -> tuple[list[str], list[Done]]:
+        """Make the first attempts that may be made here, publish a delivery for every other
+        matching webhook, and wait until all is confirmed; the webhook ids, and the attempts."""
         try:  # never route on a table that missed changes
             await self._table_current(self._hold_s)
         except TimeoutError:
@@ -153,20 +178,52 @@ class FanOut:
         # A redelivered event may have been routed already: its deliveries say so, and senders
         # check what is recorded before they attempt them.
         repeat = may_repeat(message)
+        attempted: list[Done] = []
+        queued = webhooks
+        if not repeat and self._first_attempt and 0 < len(webhooks) <= self._first_attempt_fanout:
+            attempted, queued = await self._attempt_first(message, event, webhooks)
         await confirm(
             message,
-            [self._publisher_of(event, webhook, repeat=repeat) for webhook in webhooks],
+            [self._publisher_of(event, webhook, repeat=repeat) for webhook in queued],
             what="deliveries",
             hold_s=self._hold_s,
         )
         # Its deliveries are confirmed: a copy of this event is a duplicate now, even if the ack
         # that follows is lost.
         self._recent.add(event.id)
-        return [webhook.id for webhook in webhooks]
+        return [webhook.id for webhook in webhooks], attempted
 
-    def _routed(self, event: Event, routed: list[str], duration_s: float) -> None:
+    async def _attempt_first(
+        self, message: AbstractIncomingMessage, event: Event, webhooks: list[WebhookState]
+    ) -> tuple[list[Done], list[WebhookState]]:
+        """The first attempts made here (settled with the event), and the webhooks whose first
+        attempt takes the deliver queue. Every attempt ends before an error goes on: none is left
+        running after its event was given back."""
+        assert self._first_attempt is not None
+        outcomes = await asyncio.gather(
+            *(self._first_attempt(message, first_attempt(event, w), w) for w in webhooks),
+            return_exceptions=True,
+        )
+        attempted: list[Done] = []
+        queued: list[WebhookState] = []
+        for webhook, outcome in zip(webhooks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is None:
+                queued.append(webhook)
+            elif isinstance(outcome, Done):
+                attempted.append(outcome)
+            else:  # a first attempt is settled with its record, never given back or parked
+                raise AssertionError(f"a first attempt ended as {outcome!r}")
+        return attempted, queued
+
+    def _routed(
+        self, event: Event, routed: list[str], attempted_here: int, duration_s: float
+    ) -> None:
         self._metrics.events_routed.inc()
         self._metrics.deliveries_routed.inc(len(routed))
+        self._metrics.first_attempts.labels(where="routed_here").inc(attempted_here)
+        self._metrics.first_attempts.labels(where="deliver_queue").inc(len(routed) - attempted_here)
         if not routed:
             self._metrics.events_unmatched.inc()
         self._metrics.fanout_duration.observe(duration_s)

@@ -37,6 +37,13 @@ class SenderMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        self.first_attempts = Counter(
+            "hookline_first_attempts_total",
+            "First attempts of routed deliveries, by where they were made: routed_here (by the "
+            "sender that routed the event, no deliver-queue hop) or deliver_queue.",
+            ["where"],
+            registry=registry,
+        )
         self.attempts = Counter(
             "hookline_delivery_attempts_total",
             "HTTP attempts made, by what came back: 2xx…5xx, timeout, connect_error, refused "

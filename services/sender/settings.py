@@ -14,7 +14,13 @@ class SenderSettings(ServiceSettings):
     concurrency: int = Field(default=128, ge=1, le=10_000)
     # Events taken off the route queue at once; each holds its fan-out (and first attempts) until
     # all are confirmed.
-    route_prefetch: int = Field(default=64, ge=1, le=10_000)
+    route_prefetch: int = Field(default=128, ge=1, le=10_000)
+    # An event with at most this many deliveries has their first attempts made by the sender that
+    # routed it, without the deliver queue, for endpoints whose attempts succeeded so far within
+    # `first_attempt_max_s`; 0 sends every delivery through the deliver queue. At most half the
+    # route prefetch is held by such attempts at once.
+    first_attempt_fanout: int = Field(default=4, ge=0, le=1000)
+    first_attempt_max_s: float = Field(default=1.0, gt=0)
     # Event ids remembered to drop a repeated one (the same id twice is one event).
     dedupe_window: int = Field(default=100_000, ge=0)
     # Events published over AMQP larger than this are parked in quarantine (POST /events has its
@@ -28,6 +34,9 @@ class SenderSettings(ServiceSettings):
     table_wait_s: float = Field(default=10.0, gt=0)
     # Attempts in flight at once to one webhook's endpoint, in this sender; more are parked.
     endpoint_concurrency: int = Field(default=8, ge=1, le=10_000)
+    # ... and to an endpoint that answered fast (under 100 ms on average, `endpoint_concurrency`
+    # successes in a row): a high-volume subscriber is not held to the cautious limit.
+    fast_endpoint_concurrency: int = Field(default=64, ge=1, le=10_000)
     # Consecutive failures that open an endpoint's circuit, and how long it stays open at first
     # (doubling after each failed probe, up to the max).
     circuit_failures: int = Field(default=5, ge=1)

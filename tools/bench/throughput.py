@@ -289,6 +289,8 @@ class Bench:
                 async with self.http.get(f"{service.url}/metrics") as response:
                     texts.append(await response.text())
         samples = {
+            "first_attempts_routed_here": ("hookline_first_attempts_total", 'where="routed_here"'),
+            "first_attempts_queued": ("hookline_first_attempts_total", 'where="deliver_queue"'),
             "parked": ("hookline_deliveries_parked_total", 'reason="endpoint_busy"'),
             "retried": ("hookline_deliveries_total", 'outcome="retry_scheduled"'),
         }
@@ -391,7 +393,9 @@ def rate_figures(
     }
 
 
-async def run_case(bench: Bench, case: Case, runs: int, latency_s: float) -> dict[str, Any]:
+async def run_case(
+    bench: Bench, case: Case, runs: int, latency_s: float, latency_rate: float
+) -> dict[str, Any]:
     setup: dict[str, Any] = {}
     if case.non_matching:
         setup["created_s"] = round(await bench.create_non_matching(case.non_matching), 1)
@@ -406,9 +410,8 @@ async def run_case(bench: Bench, case: Case, runs: int, latency_s: float) -> dic
         bare = await bench.bare(case.deliveries, f"{tag}-bare")
         hookline = await bench.saturated(case, f"{tag}-sat")
         await bench.settle()
-        latency = await bench.open_loop(
-            case, hookline["rate_dps"] / 2 / case.fanout, latency_s, f"{tag}-lat"
-        )
+        rate = latency_rate or hookline["rate_dps"] / 2 / case.fanout
+        latency = await bench.open_loop(case, rate, latency_s, f"{tag}-lat")
         await bench.settle()
         ratio = hookline["rate_dps"] / bare["rate_dps"] if bare["rate_dps"] else 0.0
         measured.append(
@@ -481,7 +484,9 @@ async def measure(
         bench = Bench(stack, http, producer, publisher, receiver, amqp_url, prefix)
         results = {}
         for case in cases_of(args):
-            results[case.name] = await run_case(bench, case, args.runs, args.latency_seconds)
+            results[case.name] = await run_case(
+                bench, case, args.runs, args.latency_seconds, args.latency_rate
+            )
         return results
 
 
@@ -523,6 +528,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--cases", default="fanout1,fanout10,many")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=0.0,
+        help="events/s of the latency phase (default: half the saturated rate)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="the JSON result file")
     parser.add_argument(
         "--set",

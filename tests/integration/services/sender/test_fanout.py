@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from schemas.topology import REASON_HEADER
+from schemas.topology import REASON_HEADER, REPEAT_HEADER
 from tests.integration.services.sender.conftest import SenderFactory, Upstream
 from tests.support.broker import message_count, take_all
 from tests.support.metrics import metric_value
@@ -126,3 +126,89 @@ async def test_after_an_outage_a_sender_catches_up_before_routing(
         assert await metric(cut_off, "hookline_events_unmatched_total") == 0
     finally:
         await proxy.cut()
+
+
+async def first_attempts(sender: TestClient[Any, Any], where: str) -> float:
+    text = await (await sender.get("/metrics")).text()
+    return metric_value(text, f'hookline_first_attempts_total{{where="{where}"}}')
+
+
+async def test_a_small_fan_outs_first_attempts_are_made_where_it_was_routed(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """Two webhooks: both first attempts are made by the sender that routed the event, without
+    the deliver queue; their records are in the log before the event is acked."""
+    for name in ("one", "two"):
+        await upstream.webhook(f"{receiver.url}/{name}", event="small.t")
+    await upstream.publish_event({"type": "small.t", "id": "evt_small", "data": {}})
+    arrived = await receiver.wait_for(2)
+    assert sorted(r.path for r in arrived) == ["/one", "/two"]
+    records = await upstream.outcomes(2)
+    assert {(r.attempt, r.outcome) for r in records} == {(1, "delivered")}
+
+    async def counted() -> bool:
+        return await first_attempts(sender, "routed_here") == 2
+
+    await eventually(counted)
+    assert await first_attempts(sender, "deliver_queue") == 0
+    assert await message_count(amqp_url, upstream.settings.topology.route_queue) == 0
+
+
+async def test_a_failed_first_attempt_is_retried_through_the_retry_queue(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """500 then 200: the first attempt, made where the event was routed, schedules the retry;
+    the second attempt comes from the deliver queue with the same webhook-id."""
+    await upstream.webhook(f"{receiver.url}/flaky", event="flaky.t")
+    receiver.script("/flaky", 500)
+    await upstream.publish_event({"type": "flaky.t", "id": "evt_flaky", "data": {}})
+    first, second = await receiver.wait_for(2, path="/flaky")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    records = await upstream.outcomes(2)
+    assert [(r.attempt, r.outcome) for r in records] == [
+        (1, "retry_scheduled"),
+        (2, "delivered"),
+    ]
+    assert await first_attempts(sender, "routed_here") == 1
+
+
+async def test_a_large_fan_out_goes_through_the_deliver_queue(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    sender = await start_sender(first_attempt_fanout=2)
+    for n in range(3):
+        await upstream.webhook(f"{receiver.url}/wide/{n}", event="wide.t")
+    await upstream.publish_event({"type": "wide.t", "id": "evt_wide", "data": {}})
+    await receiver.wait_for(3)
+
+    async def counted() -> bool:
+        return await first_attempts(sender, "deliver_queue") == 3
+
+    await eventually(counted)
+    assert await first_attempts(sender, "routed_here") == 0
+
+
+async def test_a_repeated_event_whose_first_attempt_is_recorded_is_not_attempted_again(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """A copy of an event that may have been routed already (a redelivery) is not attempted
+    where it is routed: its delivery takes the deliver queue, marked, and the sender that takes
+    it finds the first attempt recorded."""
+    sender = await start_sender(dedupe_window=0)  # so the copy is routed again
+    await upstream.webhook(f"{receiver.url}/once", event="once.t")
+    await upstream.publish_event({"type": "once.t", "id": "evt_once", "data": {}})
+    await receiver.wait_for(1, path="/once")
+    await upstream.publisher.publish(
+        upstream.settings.topology.events_exchange,
+        "once.t",
+        b'{"type": "once.t", "id": "evt_once", "data": {}}',
+        headers={REPEAT_HEADER: "1"},
+    )
+
+    async def dropped() -> bool:
+        text = await (await sender.get("/metrics")).text()
+        return metric_value(text, "hookline_deliveries_repeat_dropped_total") == 1
+
+    await eventually(dropped, timeout_s=20)
+    assert len(receiver.to("/once")) == 1
+    assert await first_attempts(sender, "deliver_queue") == 1

@@ -229,3 +229,34 @@ async def test_waiters_are_refused_when_the_circuit_opens(clock: Clock) -> None:
     answer = await waiter
     assert isinstance(answer, Refused)
     assert answer.reason == "circuit_open"
+
+
+def test_a_proven_fast_endpoint_gets_the_fast_limit_until_it_fails(clock: Clock) -> None:
+    """After `limit` quick successes in a row, up to `fast_limit` attempts may be in flight; one
+    failure brings the endpoint back to `limit`."""
+    gate = EndpointGate(
+        limit=2, fast_limit=5, fast_s=0.1, failures_to_open=3, open_s=10, max_open_s=60, clock=clock
+    )
+    holder = admitted(gate)  # keeps the endpoint's state while the others come and go
+    gate.release(admitted(gate), succeeded=True, duration_s=0.01)
+    second = admitted(gate)  # 2 in flight: the base limit
+    assert isinstance(gate.admit("wh_1"), Refused)
+    gate.release(second, succeeded=True, duration_s=0.01)  # the second success in a row
+    in_flight = [admitted(gate) for _ in range(4)]  # 5 with the holder: the fast limit
+    assert isinstance(gate.admit("wh_1"), Refused)
+    gate.release(in_flight.pop(), succeeded=False, duration_s=0.01)
+    assert isinstance(gate.admit("wh_1"), Refused)  # 4 in flight, and the limit is 2 again
+    for attempt in [holder, *in_flight]:
+        gate.release(attempt, succeeded=True, duration_s=0.01)
+
+
+def test_a_slow_endpoint_keeps_the_base_limit(clock: Clock) -> None:
+    gate = EndpointGate(
+        limit=2, fast_limit=5, fast_s=0.1, failures_to_open=3, open_s=10, max_open_s=60, clock=clock
+    )
+    holder = admitted(gate)
+    for _ in range(10):
+        gate.release(admitted(gate), succeeded=True, duration_s=0.5)
+    admitted(gate)
+    assert isinstance(gate.admit("wh_1"), Refused)
+    gate.release(holder, succeeded=True, duration_s=0.5)
