@@ -26,18 +26,20 @@ class Router:
     health: HealthView
     index: RoutingIndex
 
+    def __post_init__(self) -> None:
+        # Read when scraped: the index holds exactly the enabled webhooks.
+        self.metrics.webhooks.labels(state="enabled").set_function(lambda: len(self.index))
+        self.metrics.webhooks.labels(state="disabled").set_function(
+            lambda: len(self.webhook_log.table.webhooks) - len(self.index)
+        )
+
     def on_webhook_change(self, webhook_id: str, state: WebhookState | None) -> None:
-        """Keep the routing index, the health view and the webhook gauge in step with the table."""
+        """Keep the routing index and the health view in step with the table."""
         self.health.on_webhook_change(webhook_id, state)
         if state is None:
             self.index.remove(webhook_id)
         else:
             self.index.put(state)
-        enabled = len(self.index)  # the index holds exactly the enabled webhooks
-        self.metrics.webhooks.labels(state="enabled").set(enabled)
-        self.metrics.webhooks.labels(state="disabled").set(
-            len(self.webhook_log.table.webhooks) - enabled
-        )
 
 
 ROUTER = web.AppKey("router", Router)

@@ -259,6 +259,32 @@ async def test_webhooks_survive_a_restart_and_agree_across_replicas(
     assert [(w["id"], w["description"]) for w in listed] == [(made["id"], "d")]
 
 
+async def test_a_router_started_later_routes_as_one_that_saw_every_change(
+    start_router: RouterFactory,
+) -> None:
+    """A router that rebuilt its table at start routes each type to the same enabled webhooks,
+    each in its latest state, as the router that made the changes; its gauge counts them."""
+    first = await start_router()
+    kept = await create_webhook(first, event="late.*", uri="https://e.com/kept")
+    moved = await create_webhook(first, event="late.a", uri="https://e.com/moved")
+    await first.patch(f"/webhooks/{moved['id']}", json={"event": "late.b"}, headers=AUTH)
+    off = await create_webhook(first, event="late.a", uri="https://e.com/off")
+    await first.patch(f"/webhooks/{off['id']}", json={"disabled": True}, headers=AUTH)
+    gone = await create_webhook(first, event="late.a", uri="https://e.com/gone")
+    await first.delete(f"/webhooks/{gone['id']}", headers=AUTH)
+
+    second = await start_router()
+    for client in (first, second):
+        index = router_state(client).index
+        assert [w.id for w in index.route("late.a")] == [kept["id"]]
+        assert sorted((w.id, w.event) for w in index.route("late.b")) == sorted(
+            [(kept["id"], "late.*"), (moved["id"], "late.b")]
+        )
+        metrics = await (await client.get("/metrics")).text()
+        assert metric_value(metrics, 'hookline_webhooks{state="enabled"}') == 2
+        assert metric_value(metrics, 'hookline_webhooks{state="disabled"}') == 1
+
+
 async def log_outcome(
     url: str,
     topology: Topology,
