@@ -27,6 +27,7 @@ def test_a_small_run_finds_every_webhook_and_reports_every_figure() -> None:
         figures = result[service]
         assert set(figures) == {
             "ready_s",
+            "cpu_s",
             "empty_ready_s",
             "rss_mb",
             "empty_rss_mb",

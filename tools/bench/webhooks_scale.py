@@ -14,7 +14,8 @@ tests do) and notes their memory with an empty table. Then it fills the webhooks
 
 Once the first router answers every API-made webhook, it starts one more router and one more
 sender (`router-late`, `sender-late`) and reports, for each service: `ready_s`, seconds from
-process start to `/readyz` 200 (`empty_ready_s` for the first one, with an empty table);
+process start to `/readyz` 200 (`empty_ready_s` for the first one, with an empty table), and
+`cpu_s`, the CPU seconds it used by then (steadier than `ready_s` on a shared machine);
 `rss_mb` (VmRSS) once ready, beside `empty_rss_mb` and `running_rss_mb` (the first process, which
 followed the stream as it grew); and `kb_per_webhook`, the late process's RSS over the empty one's,
 by webhook. Last it checks that the late router knows every webhook (each API-made one by
@@ -78,6 +79,12 @@ def created_record(n: int, at: datetime) -> WebhookCreated:
         mail_exceptions_to=None,
         secret=new_secret(),
     )
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -185,11 +192,13 @@ class Started:
     empty_rss_mb: float
     running_rss_mb: float = 0.0  # the process started empty, once it has read every webhook
     ready_s: float = 0.0
+    cpu_s: float = 0.0
     rss_mb: float = 0.0
 
     def figures(self, webhooks: int) -> dict[str, float]:
         return {
             "ready_s": round(self.ready_s, 2),
+            "cpu_s": round(self.cpu_s, 2),
             "empty_ready_s": round(self.empty_ready_s, 2),
             "rss_mb": round(self.rss_mb, 1),
             "empty_rss_mb": round(self.empty_rss_mb, 1),
@@ -224,11 +233,13 @@ async def _measure(
         for service in SERVICES:
             running = rss_mb(first[service].process.pid)
             late[service], ready_s = await scale.start(service, f"{service}-late")
+            pid = late[service].process.pid
             seen[service] = replace(
                 seen[service],
                 running_rss_mb=running,
                 ready_s=ready_s,
-                rss_mb=rss_mb(late[service].process.pid),
+                cpu_s=cpu_s(pid),
+                rss_mb=rss_mb(pid),
             )
 
         api_found = await scale.found(late["router"].url, api_ids, 10.0)
