@@ -20,8 +20,9 @@ process start to `/readyz` 200 (`empty_ready_s` for the first one, with an empty
 followed the stream as it grew); and `kb_per_webhook`, the late process's RSS over the empty one's,
 by webhook. Last it checks that the late router knows every webhook (each API-made one by
 `GET /webhooks/{id}`, and every id in `GET /webhooks`: `missing` must be 0), and reports the size
-and time of that listing, which is not paginated. A sender has no API: that it is ready means it
-has read the stream up to a marker of its own, past every record. The result is printed as JSON.
+and time of that listing, which is not paginated, and the late router's RSS after it. A sender has
+no API: that it is ready means it has read the stream up to a marker of its own, past every
+record. The result is printed as JSON.
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ async def _measure(
 
         api_found = await scale.found(late["router"].url, api_ids, 10.0)
         listed, listing = await scale.listing(late["router"].url)
+        listing["router_rss_mb_after"] = round(rss_mb(late["router"].process.pid), 1)
         await publisher.close()
     return {
         "webhooks": webhooks,
