@@ -225,7 +225,7 @@ class WebhookState:
     """One webhook as the log says it is now, secret included; `revision` is its last offset.
 
     Every router and sender holds one per webhook, 100,000 and more, each folded from a record
-    pydantic has already validated: so a slotted dataclass, not a model, which took about 1.2 KB
+    pydantic has already validated: so a slotted dataclass, not a model, which took about 1.1 KB
     more each (its `__dict__` and its set of fields set; tools/bench/webhooks_scale.py).
     """
 
