@@ -10,6 +10,7 @@ import base64
 import re
 import secrets
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -219,10 +220,14 @@ WEBHOOK_RECORD = TypeAdapter(WebhookRecord)
 MUTABLE_FIELDS = frozenset(WebhookPatch.model_fields)
 
 
-class WebhookState(BaseModel):
-    """One webhook as the log says it is now, secret included; `revision` is its last offset."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookState:
+    """One webhook as the log says it is now, secret included; `revision` is its last offset.
 
-    model_config = ConfigDict(frozen=True)
+    Every router and sender holds one per webhook, 100,000 and more, each folded from a record
+    pydantic has already validated: so a slotted dataclass, not a model, which took about 1.1 KB
+    more each (its `__dict__` and its set of fields set; tools/bench/webhooks_scale.py).
+    """
 
     id: str
     name: str
@@ -242,8 +247,19 @@ class WebhookState(BaseModel):
 
     def public(self, health: WebhookHealth = HEALTHY) -> Webhook:
         """What the API shows: no secret, no revision, and the health of its endpoint."""
-        shown = self.model_dump(exclude={"secret", "revision", "enabled_at"})
-        return Webhook(**shown, **health.model_dump())
+        return Webhook(
+            id=self.id,
+            name=self.name,
+            event=self.event,
+            uri=self.uri,
+            description=self.description,
+            disabled=self.disabled,
+            mail_exceptions_to=self.mail_exceptions_to,
+            disabled_reason=self.disabled_reason,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            **health.model_dump(),
+        )
 
 
 def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> WebhookState | None:
@@ -251,10 +267,16 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
     if isinstance(record, WebhookCreated):
         if state is not None:  # a replayed create never overwrites what later records made
             return state
-        fields = record.model_dump(exclude={"kind", "record_id", "at", "webhook_id"})
         return WebhookState(
-            **fields,
             id=record.webhook_id,
+            # The name defaults to the event: then one string serves both.
+            name=record.event if record.name == record.event else record.name,
+            event=record.event,
+            uri=record.uri,
+            description=record.description,
+            disabled=record.disabled,
+            mail_exceptions_to=record.mail_exceptions_to,
+            secret=record.secret,
             created_at=record.at,
             updated_at=record.at,
             revision=offset,
@@ -265,15 +287,14 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
         changes: dict[str, Any] = {k: v for k, v in record.changes.items() if k in MUTABLE_FIELDS}
         if changes.get("disabled") is False and state.disabled:
             changes.update(disabled_reason=None, enabled_at=record.at)
-        return state.model_copy(update={**changes, "updated_at": record.at, "revision": offset})
+        return replace(state, **changes, updated_at=record.at, revision=offset)
     if isinstance(record, WebhookDisabled):
-        return state.model_copy(
-            update={
-                "disabled": True,
-                "disabled_reason": record.reason,
-                "updated_at": record.at,
-                "revision": offset,
-            }
+        return replace(
+            state,
+            disabled=True,
+            disabled_reason=record.reason,
+            updated_at=record.at,
+            revision=offset,
         )
     if isinstance(record, WebhookDeleted):
         return None

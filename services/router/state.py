@@ -26,16 +26,20 @@ class Router:
     # Ids of the disabled webhooks, so the gauge costs nothing per change.
     disabled: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        # Read when scraped.
+        self.metrics.webhooks.labels(state="enabled").set_function(
+            lambda: len(self.webhook_log.table.webhooks) - len(self.disabled)
+        )
+        self.metrics.webhooks.labels(state="disabled").set_function(lambda: len(self.disabled))
+
     def on_webhook_change(self, webhook_id: str, state: WebhookState | None) -> None:
-        """Keep the health view and the webhook gauge in step with the table."""
+        """Keep the health view and the set of disabled webhooks in step with the table."""
         self.health.on_webhook_change(webhook_id, state)
         if state is not None and state.disabled:
             self.disabled.add(webhook_id)
         else:
             self.disabled.discard(webhook_id)
-        total = len(self.webhook_log.table.webhooks)
-        self.metrics.webhooks.labels(state="enabled").set(total - len(self.disabled))
-        self.metrics.webhooks.labels(state="disabled").set(len(self.disabled))
 
 
 ROUTER = web.AppKey("router", Router)

@@ -26,6 +26,9 @@ class WebhookLog:
     before it. That holds at start and again after every reconnect; in between (the connection is
     down, we are catching up, or the stream was lost) `current()` waits, so nobody routes or sends
     on a stale table.
+
+    While the table is rebuilt from the stream's start (at start, and after the stream was lost),
+    its listeners hear of it once it is current, one call per webhook (`WebhookTable.caught_up`).
     """
 
     def __init__(
@@ -39,17 +42,29 @@ class WebhookLog:
         on_current: Notify | None = None,
     ) -> None:
         self.table = WebhookTable()
+        self.table.defer_changes()  # read from the start: tell listeners once caught up
         self._read_timeout_s = read_timeout_s
+        self._on_current = on_current
         self._stream = SyncedStream(
             connection,
             publisher,
             topology.webhooks_stream,
             topology.queues()[topology.webhooks_stream],
             self.table.apply_record,
-            on_reset=self.table.reset,
+            on_reset=self._reset,
             on_lost=on_lost,
-            on_current=on_current,
+            on_current=self._current,
         )
+
+    def _reset(self) -> None:
+        """The stream is back after it was lost: the table is read again from its start."""
+        self.table.reset()
+        self.table.defer_changes()
+
+    def _current(self) -> None:
+        self.table.caught_up()  # before anyone who waits for a current table goes on
+        if self._on_current is not None:
+            self._on_current()
 
     async def start(self, reader_name: str) -> None:
         """Read the stream from its start until our own marker comes back."""

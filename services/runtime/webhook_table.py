@@ -2,6 +2,10 @@
 
 Senders wait until the table has reached the revision a router routed with, so every replica acts
 on what the router saw.
+
+Listeners (the router's routing index, its health view) mirror the table. While it is rebuilt
+from the start of the stream nobody acts on it, so they are told once, when it has caught up:
+the final state of each webhook that changed, not every record on the way.
 """
 
 from __future__ import annotations
@@ -27,10 +31,35 @@ class WebhookTable:
         self.offset = -1
         self._listeners: list[ChangeListener] = []
         self._offset_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # While deferring: the ids changed since `defer_changes()`, which listeners were not told
+        # of yet, and the ids they knew then (what they hold until `caught_up()`).
+        self._deferred: set[str] | None = None
+        self._known: frozenset[str] = frozenset()
 
     def on_change(self, listener: ChangeListener) -> None:
-        """Call `listener(webhook_id, state or None)` after every change."""
+        """Call `listener(webhook_id, state or None)` after every change, or, for the changes
+        made while deferred, once per changed webhook with its state at `caught_up()`.
+
+        So a listener must only mirror the latest state of each webhook (an index, a view).
+        """
         self._listeners.append(listener)
+
+    def defer_changes(self) -> None:
+        """Note which webhooks change, and tell the listeners only at `caught_up()`: for a table
+        being rebuilt from the stream's start, which nobody acts on before it has caught up."""
+        if self._deferred is None:
+            self._deferred = set()
+            self._known = frozenset(self.webhooks)
+
+    def caught_up(self) -> None:
+        """Tell the listeners the state of each webhook changed while deferred (None for one
+        they knew that is gone), then tell them of each change as it comes."""
+        changed, known = self._deferred, self._known
+        self._deferred, self._known = None, frozenset()
+        for webhook_id in changed or ():
+            state = self.webhooks.get(webhook_id)
+            if state is not None or webhook_id in known:
+                self._tell(webhook_id, state)
 
     def get(self, webhook_id: str) -> WebhookState | None:
         return self.webhooks.get(webhook_id)
@@ -55,13 +84,20 @@ class WebhookTable:
                 self.webhooks.pop(webhook_id, None)
             else:
                 self.webhooks[webhook_id] = after
-            self._tell(webhook_id, after)
+            if self._deferred is None:
+                self._tell(webhook_id, after)
+            else:
+                self._deferred.add(webhook_id)
         self._advance(offset)
 
     def reset(self) -> None:
-        """Forget every webhook (the stream was lost and is read again from its start)."""
-        gone, self.webhooks = list(self.webhooks), {}
+        """Forget every webhook (the stream was lost and is read again from its start); the
+        listeners hear at once that each webhook they know is gone, deferred or not."""
+        gone = list(self.webhooks) if self._deferred is None else list(self._known)
+        self.webhooks = {}
         self.offset = -1
+        if self._deferred is not None:
+            self._deferred, self._known = set(), frozenset()
         for webhook_id in gone:
             self._tell(webhook_id, None)
 

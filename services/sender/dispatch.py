@@ -144,9 +144,9 @@ class Dispatcher:
     ) -> Outcome | None:
         """Make a delivery's first attempt right where its event was routed, with no trip through
         the deliver queue, when its endpoint is healthy and fast and has a slot now or soon, and
-        one of the `first_attempts_limit` slots of such attempts in this process is free soon. The attempt is
-        settled with `message`, the event: its record and decision are confirmed before the event
-        is acked. None when the delivery must take the deliver queue instead.
+        so does this process (`first_attempts_limit` such attempts at once). The attempt is
+        settled with `message`, the event: its record and decision are confirmed before the
+        event is acked. None when the delivery must take the deliver queue instead.
         """
         if task.delivery_id in self._attempting or not self._gate.fast_and_healthy(
             webhook.id, self._first_attempt_max_s

@@ -29,6 +29,7 @@ from services.router.state import ROUTER, Router
 from services.runtime.broker import Publisher, declare_topology
 from tests.conftest import AppServer, Installs
 from tests.support.broker import message_count, read_stream, take_all
+from tests.support.metrics import metric_value
 from tests.support.smtp import SmtpSink
 from tests.support.waiting import eventually
 
@@ -177,6 +178,27 @@ async def test_webhooks_survive_a_restart_and_agree_across_replicas(
     third = await start_router()
     listed = await (await third.get("/webhooks", headers=AUTH)).json()
     assert [(w["id"], w["description"]) for w in listed] == [(made["id"], "d")]
+
+
+async def test_a_router_started_later_counts_webhooks_as_one_that_saw_every_change(
+    start_router: RouterFactory,
+) -> None:
+    """A router that rebuilt its table at start counts the enabled and disabled webhooks as the
+    router that made the changes does."""
+    first = await start_router()
+    await create_webhook(first, event="late.*", uri="https://e.com/kept")
+    moved = await create_webhook(first, event="late.a", uri="https://e.com/moved")
+    await first.patch(f"/webhooks/{moved['id']}", json={"event": "late.b"}, headers=AUTH)
+    off = await create_webhook(first, event="late.a", uri="https://e.com/off")
+    await first.patch(f"/webhooks/{off['id']}", json={"disabled": True}, headers=AUTH)
+    gone = await create_webhook(first, event="late.a", uri="https://e.com/gone")
+    await first.delete(f"/webhooks/{gone['id']}", headers=AUTH)
+
+    second = await start_router()
+    for client in (first, second):
+        metrics = await (await client.get("/metrics")).text()
+        assert metric_value(metrics, 'hookline_webhooks{state="enabled"}') == 2
+        assert metric_value(metrics, 'hookline_webhooks{state="disabled"}') == 1
 
 
 async def log_outcome(

@@ -55,3 +55,31 @@ async def test_reader_reads_in_order_and_resumes_without_rereading(
         await reader.stop()
         await publisher.close()
         await connection.close()
+
+
+async def test_a_reader_reads_far_more_than_its_credit(
+    amqp_url: str, installs: Installs, prefix: str
+) -> None:
+    """With a prefetch of 8 a reader reads 500 records, in order, and those that come later: its
+    batched acks give the broker its credit back."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    topology = installs.add(Topology(prefix))
+    await declare_topology(connection, topology)
+    publisher = await Publisher.open(connection, timeout_s=5)
+    stream = topology.webhooks_stream
+    seen: list[bytes] = []
+    reader = StreamReader(
+        connection, stream, topology.queues()[stream], lambda r: seen.append(r.body), prefetch=8
+    )
+    try:
+        await asyncio.gather(*(publisher.publish("", stream, f"{n}".encode()) for n in range(500)))
+        await reader.start()
+        await eventually(lambda: len(seen) >= 500)
+        for n in range(500, 520):
+            await publisher.publish("", stream, f"{n}".encode())
+        await eventually(lambda: len(seen) >= 520)
+        assert seen == [f"{n}".encode() for n in range(520)]
+    finally:
+        await reader.stop()
+        await publisher.close()
+        await connection.close()

@@ -9,15 +9,22 @@ import aio_pika
 import pytest
 
 from schemas.topology import Topology
-from schemas.webhooks import WebhookCreated, WebhookDeleted, WebhookUpdated, new_secret
+from schemas.webhooks import (
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookState,
+    WebhookUpdated,
+    new_secret,
+)
 from services.runtime.broker import Publisher, declare_topology
 from services.runtime.webhook_log import WebhookLog
+from services.runtime.webhook_table import ChangeListener
 from tests.conftest import Installs
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-StartLog = Callable[[str], Awaitable[WebhookLog]]
+StartLog = Callable[..., Awaitable[WebhookLog]]
 
 
 @pytest.fixture
@@ -33,8 +40,10 @@ async def start_log(amqp_url: str, topology: Topology) -> AsyncIterator[StartLog
     publisher = await Publisher.open(connection, timeout_s=5)
     started: list[WebhookLog] = []
 
-    async def start(reader: str) -> WebhookLog:
+    async def start(reader: str, on_change: ChangeListener | None = None) -> WebhookLog:
         webhook_log = WebhookLog(connection, publisher, topology)
+        if on_change is not None:
+            webhook_log.table.on_change(on_change)
         started.append(webhook_log)
         await webhook_log.start(reader)
         return webhook_log
@@ -88,3 +97,32 @@ async def test_a_deleted_stream_makes_the_log_not_synced(
     await (await admin.channel()).queue_delete(topology.webhooks_stream)
     await admin.close()
     await eventually(lambda: not webhook_log.synced)
+
+
+async def test_a_starting_reader_tells_its_listeners_once_per_webhook_then_each_change(
+    start_log: StartLog,
+) -> None:
+    """A reader rebuilding its table tells its listeners, once it is current, the latest state of
+    each webhook (none of one deleted before); after that every change as it is read."""
+    writer = await start_log("writer")
+    await writer.append(created("wh_a"))
+    await writer.append(
+        WebhookUpdated(at=datetime.now(UTC), webhook_id="wh_a", changes={"name": "renamed"})
+    )
+    await writer.append(created("wh_b", "request.*"))
+    await writer.append(created("wh_gone"))
+    await writer.append(WebhookDeleted(at=datetime.now(UTC), webhook_id="wh_gone"))
+
+    heard: list[tuple[str, WebhookState | None]] = []
+    reader = await start_log("reader", lambda webhook_id, state: heard.append((webhook_id, state)))
+    assert reader.synced
+    assert sorted(heard, key=lambda item: item[0]) == [
+        ("wh_a", reader.table.webhooks["wh_a"]),
+        ("wh_b", reader.table.webhooks["wh_b"]),
+    ]
+    assert reader.table.webhooks["wh_a"].name == "renamed"
+    assert reader.table.webhooks == writer.table.webhooks
+
+    heard.clear()
+    await reader.append(WebhookDeleted(at=datetime.now(UTC), webhook_id="wh_b"))
+    assert heard == [("wh_b", None)]

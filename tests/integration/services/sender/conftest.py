@@ -18,7 +18,13 @@ from aiohttp.test_utils import TestClient
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, delivery_id_for
 from schemas.events import Event
 from schemas.topology import DELIVER_KEY
-from schemas.webhooks import WebhookCreated, WebhookState, WebhookUpdated, new_secret
+from schemas.webhooks import (
+    WebhookCreated,
+    WebhookDeleted,
+    WebhookState,
+    WebhookUpdated,
+    new_secret,
+)
 from services.runtime.broker import Publisher, declare_topology
 from services.runtime.webhook_log import WebhookLog
 from services.sender.app import create_app
@@ -61,6 +67,9 @@ class Upstream:
         state = self.log.table.get(webhook.id)
         assert state is not None
         return state
+
+    async def delete(self, webhook: WebhookState) -> None:
+        await self.log.append(WebhookDeleted(at=datetime.now(UTC), webhook_id=webhook.id))
 
     async def deliver(
         self,

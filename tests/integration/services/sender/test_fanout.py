@@ -212,3 +212,28 @@ async def test_a_repeated_event_whose_first_attempt_is_recorded_is_not_attempted
     await eventually(dropped, timeout_s=20)
     assert len(receiver.to("/once")) == 1
     assert await first_attempts(sender, "deliver_queue") == 1
+
+
+async def test_a_sender_started_later_routes_as_one_that_saw_every_change(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """A sender that rebuilt its table at start routes each type to the enabled webhooks, each in
+    its latest state: changed, disabled and deleted ones included."""
+    await upstream.webhook(f"{receiver.url}/kept", event="late.*")
+    moved = await upstream.webhook(f"{receiver.url}/moved", event="late.a")
+    await upstream.change(moved, event="late.b")
+    off = await upstream.webhook(f"{receiver.url}/off", event="late.a")
+    await upstream.change(off, disabled=True)
+    gone = await upstream.webhook(f"{receiver.url}/gone", event="late.a")
+    await upstream.delete(gone)
+    await start_sender()
+    await upstream.publish_event({"type": "late.a", "id": "evt_a", "data": {}})
+    await upstream.publish_event({"type": "late.b", "id": "evt_b", "data": {}})
+    arrived = await receiver.wait_for(3)
+    await asyncio.sleep(0.3)
+    assert sorted((r.path, r.json()["id"]) for r in receiver.requests) == [
+        ("/kept", "evt_a"),
+        ("/kept", "evt_b"),
+        ("/moved", "evt_b"),
+    ]
+    assert len(arrived) == 3

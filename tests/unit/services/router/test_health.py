@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from schemas.deliveries import DeliveryAttempted, Outcome
@@ -135,6 +136,6 @@ def test_a_checkpoint_is_loaded_for_webhooks_that_still_exist() -> None:
     assert view.get("wh_gone") == WebhookHealth()
     state: WebhookState | None = table.get("wh_1")
     assert state is not None
-    table.webhooks["wh_1"] = state.model_copy(update={"enabled_at": T0 + timedelta(days=1)})
+    table.webhooks["wh_1"] = replace(state, enabled_at=T0 + timedelta(days=1))
     view.load(checkpoint)
     assert view.get("wh_1").consecutive_failures == 0

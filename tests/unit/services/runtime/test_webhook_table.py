@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -194,3 +195,125 @@ def test_reset_forgets_every_webhook_and_tells_the_listeners() -> None:
     assert sorted(heard, key=lambda item: item[0]) == [("wh_1", None), ("wh_2", None)]
     table.apply_record(at(0, created("wh_3")))  # a new stream's offsets start over
     assert list(table.webhooks) == ["wh_3"]
+
+
+# --- deferred while catching up -----------------------------------------------------------------
+
+
+def mirror_of(table: WebhookTable) -> dict[str, WebhookState]:
+    """What a listener that mirrors the table holds, kept by its calls."""
+    mirror: dict[str, WebhookState] = {}
+
+    def listen(webhook_id: str, state: WebhookState | None) -> None:
+        if state is None:
+            mirror.pop(webhook_id, None)
+        else:
+            mirror[webhook_id] = state
+
+    table.on_change(listen)
+    return mirror
+
+
+def test_deferred_changes_are_told_once_per_webhook_when_caught_up() -> None:
+    """While deferred listeners hear nothing; at `caught_up` each webhook that is there is told
+    once with its latest state, one created and deleted meanwhile not at all; then every change
+    is told as it comes."""
+    table = WebhookTable()
+    heard: list[tuple[str, WebhookState | None]] = []
+    table.on_change(lambda webhook_id, state: heard.append((webhook_id, state)))
+    table.defer_changes()
+    table.apply_record(at(0, created("wh_1")))
+    table.apply_record(at(1, updated("wh_1", name="renamed")))
+    table.apply_record(at(2, created("wh_2")))
+    table.apply_record(at(3, WebhookDeleted(at=AT, webhook_id="wh_2")))
+    table.apply_record(at(4, created("wh_3")))
+    assert heard == []
+    table.caught_up()
+    assert sorted(heard, key=lambda item: item[0]) == [
+        ("wh_1", table.get("wh_1")),
+        ("wh_3", table.get("wh_3")),
+    ]
+    first = table.get("wh_1")
+    assert first is not None
+    assert (first.name, first.revision) == ("renamed", 1)
+    heard.clear()
+    table.apply_record(at(5, updated("wh_3", disabled=True)))
+    assert heard == [("wh_3", table.get("wh_3"))]
+
+
+def test_a_webhook_known_before_deferring_and_deleted_meanwhile_is_told_gone() -> None:
+    """A listener that knew a webhook before the table deferred hears it is gone at `caught_up`."""
+    table = WebhookTable()
+    mirror = mirror_of(table)
+    table.apply_record(at(0, created("wh_1")))
+    table.defer_changes()
+    table.apply_record(at(1, WebhookDeleted(at=AT, webhook_id="wh_1")))
+    assert list(mirror) == ["wh_1"]
+    table.caught_up()
+    assert mirror == {}
+
+
+def test_a_deferred_rebuild_leaves_listeners_where_record_by_record_would() -> None:
+    """Over a long random history (creates, updates, disables, deletes, unreadable records), a
+    table that deferred its listeners ends with the same webhooks, offset and listeners' view as
+    one that told them of every record."""
+    rng = random.Random(20240501)
+    changes: list[dict[str, Any]] = [{"disabled": True}, {"disabled": False}, {"name": "n"}]
+    history: list[StreamRecord] = []
+    for offset in range(3000):
+        webhook_id = f"wh_{rng.randrange(200)}"
+        roll = rng.random()
+        record: Record | bytes
+        if roll < 0.4:
+            record = created(webhook_id, event=rng.choice(["a.b", "a.*", "#.c"]))
+        elif roll < 0.7:
+            record = updated(webhook_id, **rng.choice(changes))
+        elif roll < 0.8:
+            record = WebhookDisabled(at=AT, webhook_id=webhook_id, reason="410 Gone")
+        elif roll < 0.97:
+            record = WebhookDeleted(at=AT, webhook_id=webhook_id)
+        else:
+            record = b"unreadable"
+        history.append(at(offset, record))
+    told, deferred = WebhookTable(), WebhookTable()
+    told_view, deferred_view = mirror_of(told), mirror_of(deferred)
+    deferred.defer_changes()
+    for message in history:
+        told.apply_record(message)
+        deferred.apply_record(message)
+    assert deferred_view == {}
+    deferred.caught_up()
+    assert deferred.webhooks == told.webhooks
+    assert deferred.offset == told.offset == 2999
+    assert deferred_view == told_view == told.webhooks
+    assert 50 < len(told.webhooks) < 200
+
+
+def test_reset_while_deferred_tells_only_what_the_listeners_knew() -> None:
+    """A reset while deferred tells the listeners that the webhooks they knew are gone, and
+    nothing of those the table made since; the rebuild is told at `caught_up`."""
+    table = WebhookTable()
+    heard: list[tuple[str, WebhookState | None]] = []
+    table.apply_record(at(0, created("wh_1")))
+    table.on_change(lambda webhook_id, state: heard.append((webhook_id, state)))
+    table.defer_changes()
+    table.apply_record(at(1, created("wh_2")))
+    table.reset()
+    assert heard == [("wh_1", None)]
+    table.apply_record(at(0, created("wh_3")))  # the stream read again: still deferred
+    assert heard == [("wh_1", None)]
+    table.caught_up()
+    assert heard == [("wh_1", None), ("wh_3", table.get("wh_3"))]
+
+
+async def test_offsets_advance_and_waiters_wake_while_deferred() -> None:
+    """Deferring the listeners defers nothing else: the offset moves and its waiters return."""
+    table = WebhookTable()
+    table.defer_changes()
+    waiter = asyncio.ensure_future(table.wait_for_offset(1, 5))
+    table.apply_record(at(0, created("wh_1")))
+    table.apply_record(at(1, updated("wh_1", name="later")))
+    await asyncio.wait_for(waiter, 1)
+    webhook = table.get("wh_1")
+    assert webhook is not None
+    assert (table.offset, webhook.name) == (1, "later")
