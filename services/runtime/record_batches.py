@@ -11,6 +11,7 @@ treats its record exactly as if it had been published alone.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
@@ -41,12 +42,14 @@ class RecordBatches:
         max_records: int = MAX_RECORDS,
         max_bytes: int = MAX_BYTES,
         slots: int = SLOTS,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._publisher = publisher
         self._stream = stream
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._slots = slots
+        self._on_batch = on_batch  # told each confirmed batch's size
         self._waiting: list[_Pending] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -95,6 +98,8 @@ class RecordBatches:
                 message_type=ATTEMPTS_KIND,
             )
             published = True
+            if self._on_batch is not None:
+                self._on_batch(len(batch))
         except Exception as failed:
             error = failed
         finally:  # also when cancelled: no caller is left waiting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable
@@ -26,6 +27,11 @@ log = structlog.get_logger(__name__)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 # Named checks that must all say True before the service takes traffic.
 READINESS = web.AppKey("readiness", dict[str, Callable[[], bool]])
+# The collector's thresholds: a delivery allocates hundreds of short-lived objects (messages,
+# models, HTTP requests), and with the default of 700 the young generation was collected every
+# few deliveries; 50,000 cut the senders' CPU per delivery enough to raise throughput by about a
+# quarter in `make bench` (the young generation stays a few MB).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
@@ -103,4 +109,5 @@ def run_service(
             print(f"  {field}: {problem['msg']}", file=sys.stderr)
         sys.exit(2)
     configure_logging(name, settings.log_level, settings.log_format)
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(serve(create_app(settings), settings.host, settings.port))

@@ -70,7 +70,11 @@ def create_app(settings: SenderSettings) -> web.Application:
         )
         dispatcher = Dispatcher(
             publisher=publisher,
-            records=RecordBatches(publisher, topology.delivery_log_stream),
+            records=RecordBatches(
+                publisher,
+                topology.delivery_log_stream,
+                on_batch=metrics.log_batch_records.observe,
+            ),
             topology=topology,
             webhook_log=webhook_log,
             settled=settled,

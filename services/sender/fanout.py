@@ -227,7 +227,10 @@ class FanOut:
         if not routed:
             self._metrics.events_unmatched.inc()
         self._metrics.fanout_duration.observe(duration_s)
-        log.info(
+        # Each attempt has its own line (with the event id): a routed event's is for debugging,
+        # one that matched nothing is worth a line.
+        emit = log.debug if routed else log.info
+        emit(
             "event.routed",
             event_id=event.id,
             event_type=event.type,

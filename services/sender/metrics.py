@@ -37,6 +37,13 @@ class SenderMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        self.log_batch_records = Histogram(
+            "hookline_delivery_log_batch_records",
+            "Attempt records per delivery-log message (records gather while earlier batches are "
+            "being confirmed).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
         self.first_attempts = Counter(
             "hookline_first_attempts_total",
             "First attempts of routed deliveries, by where they were made: routed_here (by the "

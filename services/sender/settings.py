@@ -19,7 +19,7 @@ class SenderSettings(ServiceSettings):
     # routed it, without the deliver queue, for endpoints whose attempts succeeded so far within
     # `first_attempt_max_s`; 0 sends every delivery through the deliver queue. At most half the
     # route prefetch is held by such attempts at once.
-    first_attempt_fanout: int = Field(default=4, ge=0, le=1000)
+    first_attempt_fanout: int = Field(default=16, ge=0, le=1000)
     first_attempt_max_s: float = Field(default=1.0, gt=0)
     # Event ids remembered to drop a repeated one (the same id twice is one event).
     dedupe_window: int = Field(default=100_000, ge=0)

@@ -39,8 +39,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +103,13 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, round(fraction * len(ordered) + 0.5))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def quantiles_ms(seconds: Sequence[float]) -> dict[str, float]:
+    return {
+        name: round(percentile(seconds, q) * 1000, 2)
+        for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+    }
 
 
 def spread(values: Sequence[float], digits: int = 3) -> dict[str, float]:
@@ -176,6 +183,7 @@ class Bench:
         self.amqp_url = amqp_url
         self.prefix = prefix
         self.broker = broker_pid()
+        self.bare_pid = 0
 
     def pids(self) -> dict[str, int]:
         pids = {s.name: s.process.pid for s in self.stack.services if s.process.poll() is None}
@@ -203,7 +211,9 @@ class Bench:
 
     # --- the bare loop ----------------------------------------------------------------------
 
-    async def bare(self, deliveries: int, tag: str) -> dict[str, Any]:
+    @asynccontextmanager
+    async def bare_worker(self) -> AsyncIterator[str]:
+        """The bare loop's worker consuming a quorum queue of its own (yielded), deleted after."""
         queue = f"{self.prefix}.bare"
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
@@ -212,28 +222,42 @@ class Bench:
             worker = await asyncio.to_thread(
                 start_bare_loop, self.amqp_url, queue, f"{self.receiver.url}/bare"
             )
+            self.bare_pid = worker.pid
             try:
-                await self.receiver.ask(self.http, "take")
-                pids = {"worker": worker.pid, **({"broker": self.broker} if self.broker else {})}
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                started = time.monotonic()
-                bodies = [event_body(f"{tag}-{n}", "bench.bare") for n in range(deliveries)]
-                for at in range(0, deliveries, PUBLISH_CHUNK):
-                    await asyncio.gather(
-                        *(
-                            self.publisher.publish("", queue, body)
-                            for body in bodies[at : at + PUBLISH_CHUNK]
-                        )
-                    )
-                arrived = await self.drain(deliveries)
-                cpu = {n: cpu_seconds(pid) - cpu_before[n] for n, pid in pids.items()}
+                yield queue
             finally:
                 worker.terminate()
                 worker.wait(20)
                 if worker.stdout is not None:
                     worker.stdout.close()
                 await channel.queue_delete(queue)
+
+    async def bare(self, deliveries: int, tag: str) -> dict[str, Any]:
+        async with self.bare_worker() as queue:
+            await self.receiver.ask(self.http, "take")
+            pids = {"worker": self.bare_pid, **({"broker": self.broker} if self.broker else {})}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            started = time.monotonic()
+            bodies = [event_body(f"{tag}-{n}", "bench.bare") for n in range(deliveries)]
+            for at in range(0, deliveries, PUBLISH_CHUNK):
+                await asyncio.gather(
+                    *(
+                        self.publisher.publish("", queue, body)
+                        for body in bodies[at : at + PUBLISH_CHUNK]
+                    )
+                )
+            arrived = await self.drain(deliveries)
+            cpu = {n: cpu_seconds(pid) - cpu_before[n] for n, pid in pids.items()}
         return rate_figures(arrived, deliveries, started, cpu)
+
+    async def bare_open_loop(self, rate: float, seconds: float, tag: str) -> dict[str, Any]:
+        """The bare loop's latency at `rate`: what the broker and machine cost by themselves."""
+        async with self.bare_worker() as queue:
+
+            async def send(event_id: str) -> None:
+                await self.publisher.publish("", queue, event_body(event_id, "bench.bare"))
+
+            return await self.open_loop_of(send, rate, seconds, tag, fanout=1)
 
     # --- Hookline ---------------------------------------------------------------------------
 
@@ -292,6 +316,8 @@ class Bench:
             "first_attempts_routed_here": ("hookline_first_attempts_total", 'where="routed_here"'),
             "first_attempts_queued": ("hookline_first_attempts_total", 'where="deliver_queue"'),
             "parked": ("hookline_deliveries_parked_total", 'reason="endpoint_busy"'),
+            "log_messages": ("hookline_delivery_log_batch_records_count", ""),
+            "log_records": ("hookline_delivery_log_batch_records_sum", ""),
             "retried": ("hookline_deliveries_total", 'outcome="retry_scheduled"'),
         }
         return {
@@ -300,12 +326,36 @@ class Bench:
         }
 
     async def open_loop(self, case: Case, rate: float, seconds: float, tag: str) -> dict[str, Any]:
-        """Events at `rate` a second on a fixed schedule; latency from each one's due time."""
+        """Hookline's latency at `rate` events a second, published through the SDK."""
+        event_type = f"bench.{case.name}"
+
+        async def send(event_id: str) -> None:
+            await self.producer.publish(event_type, {"bench": event_id, "pad": PAD}, id=event_id)
+
+        return await self.open_loop_of(send, rate, seconds, tag, fanout=case.fanout)
+
+    async def open_loop_of(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        rate: float,
+        seconds: float,
+        tag: str,
+        *,
+        fanout: int,
+    ) -> dict[str, Any]:
+        """Events sent at `rate` a second on a fixed schedule (open loop: a late one does not
+        delay the next); latency from each one's due time to its arrival."""
         await self.receiver.ask(self.http, "take")
         count = max(1, round(rate * seconds))
-        event_type = f"bench.{case.name}"
         due: dict[str, float] = {}
-        sends: list[asyncio.Task[str]] = []
+        confirmed: dict[str, float] = {}
+
+        async def timed(event_id: str) -> None:
+            await send(event_id)
+            confirmed[event_id] = time.monotonic()
+
+        sends: list[asyncio.Task[None]] = []
+        own_cpu_before = cpu_seconds(os.getpid())
         start = time.monotonic() + 0.1
         for n in range(count):
             event_id = f"{tag}-{n}"
@@ -313,20 +363,23 @@ class Bench:
             delay = due[event_id] - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            data = {"bench": event_id, "pad": PAD}
-            sends.append(asyncio.create_task(self.producer.publish(event_type, data, id=event_id)))
+            sends.append(asyncio.create_task(timed(event_id)))
         await asyncio.gather(*sends)
-        arrived = await self.drain(count * case.fanout)
+        own_cpu_s = cpu_seconds(os.getpid()) - own_cpu_before
+        arrived = await self.drain(count * fanout)
         latencies = [at - due[key.split(" ", 1)[1]] for key, at in arrived.first.items()]
+        # When the load generator's publishes were confirmed, from their due time: a confirm
+        # comes after the broker stored the event in every queue it routed it to.
+        confirm_lags = [confirmed[event_id] - due[event_id] for event_id in due]
         return {
             "rate_eps": round(rate, 1),
             "events": count,
-            "missing": count * case.fanout - len(arrived.first),
+            "missing": count * fanout - len(arrived.first),
             "duplicates": arrived.duplicates,
-            "latency_ms": {
-                name: round(percentile(latencies, q) * 1000, 2)
-                for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
-            },
+            "latency_ms": quantiles_ms(latencies),
+            "publish_confirmed_after_ms": quantiles_ms(confirm_lags),
+            # The load generator shares the machine: its CPU share while publishing.
+            "load_generator_cpu_share": round(own_cpu_s / (time.monotonic() - start), 3),
         }
 
     async def settle(self) -> None:
@@ -412,15 +465,23 @@ async def run_case(
         await bench.settle()
         rate = latency_rate or hookline["rate_dps"] / 2 / case.fanout
         latency = await bench.open_loop(case, rate, latency_s, f"{tag}-lat")
+        bare_latency = await bench.bare_open_loop(rate * case.fanout, latency_s, f"{tag}-blat")
         await bench.settle()
         ratio = hookline["rate_dps"] / bare["rate_dps"] if bare["rate_dps"] else 0.0
         measured.append(
-            {"ratio": round(ratio, 3), "bare": bare, "hookline": hookline, "half_rate": latency}
+            {
+                "ratio": round(ratio, 3),
+                "bare": bare,
+                "hookline": hookline,
+                "half_rate": latency,
+                "bare_half_rate": bare_latency,
+            }
         )
         print(
             f"{case.name} run {run + 1}: hookline {hookline['rate_dps']}/s, "
             f"bare {bare['rate_dps']}/s, ratio {ratio:.2f}, "
-            f"p50 {latency['latency_ms']['p50']} ms, p99 {latency['latency_ms']['p99']} ms",
+            f"p50 {latency['latency_ms']['p50']} ms, p99 {latency['latency_ms']['p99']} ms "
+            f"(bare {bare_latency['latency_ms']['p50']} / {bare_latency['latency_ms']['p99']} ms)",
             file=sys.stderr,
             flush=True,
         )
@@ -437,6 +498,10 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "bare_dps": spread([r["bare"]["rate_dps"] for r in runs], 1),
         "latency_ms_at_half_rate": {
             q: spread([r["half_rate"]["latency_ms"][q] for r in runs], 2)
+            for q in ("p50", "p95", "p99")
+        },
+        "bare_latency_ms_at_that_rate": {
+            q: spread([r["bare_half_rate"]["latency_ms"][q] for r in runs], 2)
             for q in ("p50", "p95", "p99")
         },
         "cpu_ms_per_delivery": {
@@ -563,6 +628,7 @@ def table_line(summary: dict[str, Any]) -> str:
         return f"{values['median']:g} ({values['min']:g}-{values['max']:g})"
 
     latency = summary["latency_ms_at_half_rate"]
+    bare_latency = summary["bare_latency_ms_at_that_rate"]
     cpu = ", ".join(
         f"{name} {values['median']:g}" for name, values in summary["cpu_ms_per_delivery"].items()
     )
@@ -574,7 +640,8 @@ def table_line(summary: dict[str, Any]) -> str:
         f"{'VOID (deliveries missing) ' if summary['void'] else ''}"
         f"ratio {figure(summary['ratio'])}; hookline {figure(summary['hookline_dps'])}/s, "
         f"bare {figure(summary['bare_dps'])}/s; at half rate p50 {figure(latency['p50'])} ms, "
-        f"p99 {figure(latency['p99'])} ms; CPU ms/delivery {cpu} (bare: {bare_cpu})"
+        f"p99 {figure(latency['p99'])} ms (bare p50 {figure(bare_latency['p50'])} ms, "
+        f"p99 {figure(bare_latency['p99'])} ms); CPU ms/delivery {cpu} (bare: {bare_cpu})"
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
 from services.runtime.broker import Publisher, PublishFailed, PublishOutcomeUnknown
-from services.runtime.record_batches import RecordBatches
+from services.runtime.record_batches import MAX_BYTES, MAX_RECORDS, SLOTS, RecordBatches
 
 
 class FakePublisher:
@@ -34,8 +34,20 @@ class FakePublisher:
             self.gates[n].set_exception(error)
 
 
-def batches_of(publisher: FakePublisher, **options: int) -> RecordBatches:
-    return RecordBatches(cast(Publisher, publisher), "p.deliveries.log", **options)
+def batches_of(
+    publisher: FakePublisher,
+    *,
+    slots: int = SLOTS,
+    max_records: int = MAX_RECORDS,
+    max_bytes: int = MAX_BYTES,
+) -> RecordBatches:
+    return RecordBatches(
+        cast(Publisher, publisher),
+        "p.deliveries.log",
+        slots=slots,
+        max_records=max_records,
+        max_bytes=max_bytes,
+    )
 
 
 async def settle() -> None:
@@ -126,3 +138,18 @@ async def test_closing_while_a_batch_is_cancelled_tells_its_callers() -> None:
         task.cancel()
     with pytest.raises(PublishOutcomeUnknown):
         await add
+
+
+async def test_each_confirmed_batch_is_told_by_its_size() -> None:
+    publisher = FakePublisher()
+    sizes: list[int] = []
+    batches = RecordBatches(
+        cast(Publisher, publisher), "p.deliveries.log", slots=1, on_batch=sizes.append
+    )
+    adds = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in range(3)]
+    await settle()
+    publisher.release(0)
+    await settle()
+    publisher.release(1)
+    await asyncio.gather(*adds)
+    assert sizes == [1, 2]
