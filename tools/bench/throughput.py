@@ -293,12 +293,18 @@ class Bench:
         await self.receiver.ask(self.http, "take")
         pids = self.pids()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        rss_before = {name: rss_mb(pid) for name, pid in pids.items() if name != "broker"}
         counters_before = await self.sender_counters()
         started = time.monotonic()
         await self.publish_events(f"bench.{case.name}", [f"{tag}-{n}" for n in range(case.events)])
         arrived = await self.drain(case.deliveries)
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         figures = rate_figures(arrived, case.deliveries, started, cpu)
+        figures["rss_mb"] = {
+            name: {"before": rss_before[name], "after": rss_mb(pid)}
+            for name, pid in pids.items()
+            if name != "broker"
+        }
         counters = await self.sender_counters()
         figures["sender_counters"] = {
             name: value - counters_before[name] for name, value in counters.items()
