@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -82,25 +83,13 @@ async def read_stream(
     """The first `expect` messages of a stream (of the AMQP `type` given, if one is: readers'
     markers are skipped that way), read from its first offset."""
     bodies: list[bytes] = []
-    done = asyncio.Event()
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=100)
-        queue = await channel.get_queue(stream, ensure=False)
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            if of_type is None or message.type == of_type:
-                bodies.append(message.body)
-            await message.ack()
-            if len(bodies) >= expect:
-                done.set()
+    def take(message: AbstractIncomingMessage) -> bool:
+        if of_type is None or message.type == of_type:
+            bodies.append(message.body)
+        return len(bodies) >= expect
 
-        await queue.consume(on_message, arguments={"x-stream-offset": "first"})
-        async with asyncio.timeout(timeout_s):
-            await done.wait()
-    finally:
-        await connection.close()
+    await _read_from_first(url, stream, take, timeout_s=timeout_s)
     return bodies
 
 
@@ -109,6 +98,23 @@ async def read_attempts(
 ) -> list[DeliveryAttempted]:
     """The first `expect` attempt records of a delivery-log stream, batched or not."""
     attempts: list[DeliveryAttempted] = []
+
+    def take(message: AbstractIncomingMessage) -> bool:
+        attempts.extend(attempts_in(message.type, message.body))
+        return len(attempts) >= expect
+
+    await _read_from_first(url, stream, take, timeout_s=timeout_s)
+    return attempts[:expect]
+
+
+async def _read_from_first(
+    url: str,
+    stream: str,
+    take: Callable[[AbstractIncomingMessage], bool],
+    *,
+    timeout_s: float,
+) -> None:
+    """Read a stream from its first offset until `take(message)` says it has enough."""
     done = asyncio.Event()
     connection = await aio_pika.connect(url)
     try:
@@ -117,17 +123,15 @@ async def read_attempts(
         queue = await channel.get_queue(stream, ensure=False)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            attempts.extend(attempts_in(message.type, message.body))
-            await message.ack()
-            if len(attempts) >= expect:
+            if take(message):
                 done.set()
+            await message.ack()
 
         await queue.consume(on_message, arguments={"x-stream-offset": "first"})
         async with asyncio.timeout(timeout_s):
             await done.wait()
     finally:
         await connection.close()
-    return attempts[:expect]
 
 
 def leftover_queues(prefix: str) -> list[str] | None:

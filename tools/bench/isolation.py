@@ -48,6 +48,7 @@ from tests.support.broker import message_count
 from tests.support.hostile import HostileReceiver
 from tests.support.observe import metric_value
 from tests.support.processes import ADMIN_TOKEN, Stack, running_stack
+from tools.bench.measures import add_settings_option, cpu_seconds, percentile, settings_of
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SERVICES = (("router", "router"), ("sender", "sender-1"), ("sender", "sender-2"))
@@ -157,15 +158,6 @@ class Receivers:
 # --- measuring -------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile of `values` (NaN when there are none)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, round(fraction * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def summarize(
     arrivals: Sequence[Arrival], sent: dict[str, float], paths: Sequence[str]
 ) -> dict[str, Any]:
@@ -197,12 +189,6 @@ def summarize(
             "max": round(max(latencies, default=float("nan")), 4),
         },
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -403,19 +389,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--backlog", type=int, default=600)
     parser.add_argument("--backlog-seconds", type=float, default=10.0)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a HOOKLINE_* setting of the services, by lower-case name",
-    )
+    add_settings_option(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = dict(item.split("=", 1) for item in args.set)
+    settings = settings_of(args)
     amqp_url = os.environ.get("HOOKLINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     prefix = f"hlbench-{uuid.uuid4().hex[:8]}"
     log_dir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))

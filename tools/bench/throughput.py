@@ -55,6 +55,13 @@ from services.runtime.broker import Publisher
 from tests.support.broker import message_count
 from tests.support.observe import metric_value
 from tests.support.processes import ADMIN_TOKEN, Stack, running_stack
+from tools.bench.measures import (
+    add_settings_option,
+    cpu_seconds,
+    percentile,
+    rss_mb,
+    settings_of,
+)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PAD = "x" * 900  # makes each event about 1 KB
@@ -64,22 +71,6 @@ STALL_S = 30.0
 SETTLE_S = 120.0
 STARTUP_S = 60.0
 CREATE_CONCURRENCY = 16
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def broker_pid() -> int | None:
@@ -94,15 +85,6 @@ def broker_pid() -> int | None:
         if b"beam.smp" in command and b"rabbit" in command and b"/tmp/" not in command:
             return int(entry.name)
     return None
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile (NaN when there are none)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, round(fraction * len(ordered) + 0.5))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def quantiles_ms(seconds: Sequence[float]) -> dict[str, float]:
@@ -571,7 +553,7 @@ def hookline(amqp_url: str, prefix: str, senders: int, settings: dict[str, str])
 
 def run(args: argparse.Namespace, prefix: str | None = None) -> dict[str, Any]:
     """Every case, `args.runs` times, on an install of its own (`prefix`, or a new one)."""
-    settings = dict(item.split("=", 1) for item in args.set)
+    settings = settings_of(args)
     amqp_url = os.environ.get("HOOKLINE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     prefix = prefix or f"hlbench-{uuid.uuid4().hex[:8]}"
     receiver = Receiver()
@@ -606,13 +588,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="events/s of the latency phase (default: half the saturated rate)",
     )
     parser.add_argument("--out", type=Path, default=None, help="the JSON result file")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a HOOKLINE_* setting of the services, by lower-case name",
-    )
+    add_settings_option(parser)
     return parser.parse_args(argv)
 
 

@@ -47,6 +47,7 @@ from schemas.topology import Topology
 from schemas.webhooks import WebhookCreated, new_secret, new_webhook_id
 from services.runtime.broker import Publisher
 from tests.support.processes import ADMIN_TOKEN, ServiceProcess, Stack, running_stack
+from tools.bench.measures import cpu_seconds, rss_mb
 from tools.bench.routing import SCOPED
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -80,20 +81,6 @@ def created_record(n: int, at: datetime) -> WebhookCreated:
         mail_exceptions_to=None,
         secret=new_secret(),
     )
-
-
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    """A process's resident memory (VmRSS), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Scale:
@@ -239,7 +226,7 @@ async def _measure(
                 seen[service],
                 running_rss_mb=running,
                 ready_s=ready_s,
-                cpu_s=cpu_s(pid),
+                cpu_s=cpu_seconds(pid),
                 rss_mb=rss_mb(pid),
             )
 

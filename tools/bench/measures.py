@@ -1,0 +1,54 @@
+"""What the benchmarks read off processes and how they summarize: CPU seconds and memory from
+/proc, nearest-rank percentiles, and the `--set NAME=VALUE` option for the services' settings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MB (0 when it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (NaN when there are none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def add_settings_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a HOOKLINE_* setting of the services, by lower-case name",
+    )
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, str]:
+    """The `--set` options as settings by lower-case name."""
+    return dict(item.split("=", 1) for item in args.set)
