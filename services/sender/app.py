@@ -86,7 +86,6 @@ def create_app(settings: SenderSettings) -> web.Application:
             attempt_timeout_s=settings.attempt_timeout_s,
             table_wait_s=settings.table_wait_s,
             hold_s=settings.hold_s,
-            first_attempts_limit=max(1, settings.route_prefetch // 2),
             first_attempt_max_s=settings.first_attempt_max_s,
         )
         consumer = WorkConsumer(
@@ -118,6 +117,7 @@ def create_app(settings: SenderSettings) -> web.Application:
             hold_s=settings.hold_s,
             first_attempt=dispatcher.first_attempt,
             first_attempt_fanout=settings.first_attempt_fanout,
+            first_attempt_events=max(1, settings.route_prefetch // 2),
         )
         route_consumer = WorkConsumer(
             connection,

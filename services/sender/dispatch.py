@@ -46,7 +46,7 @@ from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.record_batches import RecordBatches
 from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import CallResult, call
-from services.sender.endpoints import MAX_SLOT_WAIT_S, Admitted, EndpointGate, Refused
+from services.sender.endpoints import Admitted, EndpointGate, Refused
 from services.sender.fate import Decision, cancelled, decide
 from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
@@ -92,7 +92,6 @@ class Dispatcher:
         attempt_timeout_s: float,
         table_wait_s: float,
         hold_s: float,
-        first_attempts_limit: int = 1,
         first_attempt_max_s: float = 1.0,
     ) -> None:
         self._publisher = publisher
@@ -112,10 +111,8 @@ class Dispatcher:
         # Deliveries being attempted now, by id, so another message of one (a copy of the same
         # attempt, or a repeated attempt whose retry was already published) waits for its record.
         self._attempting: dict[str, asyncio.Future[None]] = {}
-        # First attempts made where their events were routed: each holds its event meanwhile, so
-        # they are bounded, and only endpoints that answered within `first_attempt_max_s` so far
-        # (and did not fail since) get them.
-        self._first_attempt_slots = asyncio.Semaphore(first_attempts_limit)
+        # First attempts made where their events were routed go only to endpoints that answered
+        # within `first_attempt_max_s` so far (and did not fail since).
         self._first_attempt_max_s = first_attempt_max_s
 
     async def close(self) -> None:
@@ -143,30 +140,19 @@ class Dispatcher:
         self, message: AbstractIncomingMessage, task: DeliveryTask, webhook: WebhookState
     ) -> Outcome | None:
         """Make a delivery's first attempt right where its event was routed, with no trip through
-        the deliver queue, when its endpoint is healthy and fast and has a slot now or soon, and
-        so does this process (`first_attempts_limit` such attempts at once). The attempt is
-        settled with `message`, the event: its record and decision are confirmed before the
-        event is acked. None when the delivery must take the deliver queue instead.
+        the deliver queue, when its endpoint is healthy and fast and has a slot now or soon. The
+        attempt is settled with `message`, the event: its record and decision are confirmed
+        before the event is acked. None when the delivery must take the deliver queue instead.
         """
         if task.delivery_id in self._attempting or not self._gate.fast_and_healthy(
             webhook.id, self._first_attempt_max_s
         ):
             return None
-        # While every first-attempt slot is taken, wait a moment (as for an endpoint's slot)
-        # rather than pay for the deliver queue's hop on a loaded machine.
-        try:
-            async with asyncio.timeout(MAX_SLOT_WAIT_S):
-                await self._first_attempt_slots.acquire()
-        except TimeoutError:
+        admission = await self._gate.admit_or_wait(webhook.id)
+        if isinstance(admission, Refused):
             return None
-        try:
-            admission = await self._gate.admit_or_wait(webhook.id)
-            if isinstance(admission, Refused):
-                return None
-            with self._claimed(task):
-                return await self._attempt(message, task, webhook, admission)
-        finally:
-            self._first_attempt_slots.release()
+        with self._claimed(task):
+            return await self._attempt(message, task, webhook, admission)
 
     @contextmanager
     def _claimed(self, task: DeliveryTask) -> Iterator[None]:

@@ -29,6 +29,7 @@ from schemas.webhooks import WebhookState
 from services.runtime.broker import Publisher
 from services.runtime.consuming import Publish, confirm, may_repeat, routing_key_of
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
+from services.sender.endpoints import MAX_SLOT_WAIT_S
 from services.sender.metrics import SenderMetrics
 from services.sender.routing import RoutingIndex
 
@@ -122,6 +123,7 @@ class FanOut:
         hold_s: float,
         first_attempt: FirstAttempt | None = None,
         first_attempt_fanout: int = 0,
+        first_attempt_events: int = 1,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
@@ -133,6 +135,9 @@ class FanOut:
         self._hold_s = hold_s
         self._first_attempt = first_attempt
         self._first_attempt_fanout = first_attempt_fanout
+        # Events held while their first attempts are made here: bounded, so that endpoints that
+        # turn slow cannot hold every event this sender has taken.
+        self._first_attempt_events = asyncio.Semaphore(first_attempt_events)
         # Events being routed now, by id: a second copy waits for the first one's outcome.
         self._routing: dict[str, asyncio.Future[None]] = {}
 
@@ -182,6 +187,7 @@ class FanOut:
         queued = webhooks
         if not repeat and self._first_attempt and 0 < len(webhooks) <= self._first_attempt_fanout:
             attempted, queued = await self._attempt_first(message, event, webhooks)
+
         await confirm(
             message,
             [self._publisher_of(event, webhook, repeat=repeat) for webhook in queued],
@@ -200,10 +206,20 @@ class FanOut:
         attempt takes the deliver queue. Every attempt ends before an error goes on: none is left
         running after its event was given back."""
         assert self._first_attempt is not None
-        outcomes = await asyncio.gather(
-            *(self._first_attempt(message, first_attempt(event, w), w) for w in webhooks),
-            return_exceptions=True,
-        )
+        # While every slot is taken, wait a moment (as for an endpoint's slot) rather than pay
+        # for the deliver queue's hop on a loaded machine.
+        try:
+            async with asyncio.timeout(MAX_SLOT_WAIT_S):
+                await self._first_attempt_events.acquire()
+        except TimeoutError:
+            return [], webhooks
+        try:
+            outcomes = await asyncio.gather(
+                *(self._first_attempt(message, first_attempt(event, w), w) for w in webhooks),
+                return_exceptions=True,
+            )
+        finally:
+            self._first_attempt_events.release()
         attempted: list[Done] = []
         queued: list[WebhookState] = []
         for webhook, outcome in zip(webhooks, outcomes, strict=True):
