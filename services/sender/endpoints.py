@@ -169,6 +169,11 @@ class EndpointGate:
         waiting.append(slot)
         try:
             await asyncio.wait({slot}, timeout=self._max_wait_s)
+        except asyncio.CancelledError:
+            # Our caller is going away: a slot handed to it meanwhile must not stay taken.
+            if slot.done() and isinstance(given := slot.result(), Admitted):
+                self.release(given, succeeded=None)
+            raise
         finally:
             if not slot.done():  # timed out, or our caller was cancelled: leave the queue
                 slot.cancel()

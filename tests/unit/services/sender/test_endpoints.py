@@ -260,3 +260,19 @@ def test_a_slow_endpoint_keeps_the_base_limit(clock: Clock) -> None:
     admitted(gate)
     assert isinstance(gate.admit("wh_1"), Refused)
     gate.release(holder, succeeded=True, duration_s=0.5)
+
+
+async def test_a_waiter_cancelled_as_its_slot_is_handed_over_gives_the_slot_back(
+    gate: EndpointGate,
+) -> None:
+    """The slot is handed over and the waiter cancelled in the same moment: the slot is free
+    again, not held by nobody."""
+    first, second = admitted(gate), admitted(gate)
+    waiter = asyncio.create_task(gate.admit_or_wait("wh_1"))
+    await asyncio.sleep(0)
+    gate.release(first, succeeded=True, duration_s=0.01)  # handed to the waiter
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert isinstance(gate.admit("wh_1"), Admitted)  # the slot it was given is free again
+    gate.release(second, succeeded=True, duration_s=0.01)
