@@ -338,7 +338,10 @@ class Bench:
         due: dict[str, float] = {}
         confirmed: dict[str, float] = {}
 
+        started: dict[str, float] = {}
+
         async def timed(event_id: str) -> None:
+            started[event_id] = time.monotonic()
             await send(event_id)
             confirmed[event_id] = time.monotonic()
 
@@ -359,12 +362,15 @@ class Bench:
         # When the load generator's publishes were confirmed, from their due time: a confirm
         # comes after the broker stored the event in every queue it routed it to.
         confirm_lags = [confirmed[event_id] - due[event_id] for event_id in due]
+        # When the load generator got round to each publish: its own lateness, on a busy box.
+        start_lags = [started[event_id] - due[event_id] for event_id in due]
         return {
             "rate_eps": round(rate, 1),
             "events": count,
             "missing": count * fanout - len(arrived.first),
             "duplicates": arrived.duplicates,
             "latency_ms": quantiles_ms(latencies),
+            "publish_started_after_ms": quantiles_ms(start_lags),
             "publish_confirmed_after_ms": quantiles_ms(confirm_lags),
             # The load generator shares the machine: its CPU share while publishing.
             "load_generator_cpu_share": round(own_cpu_s / (time.monotonic() - start), 3),
