@@ -16,7 +16,7 @@ from services.runtime.broker import (
     is_connected,
     redeclare_on_reconnect,
 )
-from services.runtime.consuming import WorkConsumer
+from services.runtime.consuming import MessageHandler, WorkConsumer
 from services.runtime.pausing import StreamStateFollower
 from services.runtime.record_batches import RecordBatches
 from services.runtime.server import READINESS, base_app
@@ -88,24 +88,28 @@ def create_app(settings: SenderSettings) -> web.Application:
             hold_s=settings.hold_s,
             first_attempt_max_s=settings.first_attempt_max_s,
         )
-        consumer = WorkConsumer(
-            connection,
-            publisher,
-            topology.deliver_queue,
-            topology.queues()[topology.deliver_queue],
-            dispatcher.handle,
-            prefetch=settings.concurrency,
-            quarantine_queue=topology.quarantine_queue,
-            metrics=metrics.consumer,
-            label="deliver",
-            hold_s=settings.hold_s,
+
+        def work_consumer(
+            queue: str, handler: MessageHandler, prefetch: int, label: str
+        ) -> WorkConsumer:
+            return WorkConsumer(
+                connection,
+                publisher,
+                queue,
+                topology.queues()[queue],
+                handler,
+                prefetch=prefetch,
+                quarantine_queue=topology.quarantine_queue,
+                metrics=metrics.consumer,
+                label=label,
+                hold_s=settings.hold_s,
+            )
+
+        consumer = work_consumer(
+            topology.deliver_queue, dispatcher.handle, settings.concurrency, "deliver"
         )
         index = RoutingIndex()
-        webhook_log.table.on_change(
-            lambda webhook_id, state: (
-                index.remove(webhook_id) if state is None else index.put(state)
-            )
-        )
+        webhook_log.table.on_change(index.apply)
         fan_out = FanOut(
             publisher,
             topology,
@@ -119,17 +123,8 @@ def create_app(settings: SenderSettings) -> web.Application:
             first_attempt_fanout=settings.first_attempt_fanout,
             first_attempt_events=max(1, settings.route_prefetch // 2),
         )
-        route_consumer = WorkConsumer(
-            connection,
-            publisher,
-            topology.route_queue,
-            topology.queues()[topology.route_queue],
-            fan_out.handle,
-            prefetch=settings.route_prefetch,
-            quarantine_queue=topology.quarantine_queue,
-            metrics=metrics.consumer,
-            label="route",
-            hold_s=settings.hold_s,
+        route_consumer = work_consumer(
+            topology.route_queue, fan_out.handle, settings.route_prefetch, "route"
         )
         pauser.consumers += [consumer, route_consumer]
         app[READINESS]["broker"] = lambda: is_connected(connection)

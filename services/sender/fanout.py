@@ -187,7 +187,6 @@ class FanOut:
         queued = webhooks
         if not repeat and self._first_attempt and 0 < len(webhooks) <= self._first_attempt_fanout:
             attempted, queued = await self._attempt_first(message, event, webhooks)
-
         await confirm(
             message,
             [self._publisher_of(event, webhook, repeat=repeat) for webhook in queued],

@@ -22,6 +22,22 @@ def record_id(
     return RecordId("msg_1", attempt, outcome, 1_795_699_000_000, delay)
 
 
+def logged(
+    delivery_id: str, attempt: int, outcome: Outcome, *, error: str | None = None
+) -> DeliveryAttempted:
+    """An attempt's record as the delivery log holds it."""
+    return DeliveryAttempted(
+        delivery_id=delivery_id,
+        event_id="e",
+        event_type="a.b",
+        webhook_id="wh",
+        attempt=attempt,
+        at="2026-01-01T00:00:00Z",
+        outcome=outcome,
+        error=error,
+    )
+
+
 def test_the_latest_attempt_is_kept_with_its_decision() -> None:
     """The highest recorded attempt wins; an older record read late changes nothing."""
     settled = SettledAttempts(capacity=1000)
@@ -59,16 +75,7 @@ def test_records_are_read_from_their_message_id() -> None:
 def test_a_dead_letters_reason_and_older_records_come_from_the_body() -> None:
     """A dead-lettered record keeps its reason (to dead-letter again); a record without a
     readable id is read from its body; junk is skipped."""
-    dead = DeliveryAttempted(
-        delivery_id="msg_d",
-        event_id="e",
-        event_type="a.b",
-        webhook_id="wh",
-        attempt=4,
-        at="2026-01-01T00:00:00Z",
-        outcome="dead_lettered",
-        error="503 Service Unavailable",
-    )
+    dead = logged("msg_d", 4, "dead_lettered", error="503 Service Unavailable")
     settled = SettledAttempts(capacity=1000)
     body = dead.model_dump_json().encode()
     settled.apply_record(StreamRecord(body, 0, str(RecordId.of(dead)), None))
@@ -121,16 +128,7 @@ def test_a_batch_is_read_from_its_record_ids_and_its_dead_letters_from_the_body(
         StreamRecord(b"not json", 0, None, ATTEMPTS_KIND, headers={RECORD_IDS_HEADER: ids})
     )
     assert [settled.latest(f"msg_{n}") is not None for n in range(3)] == [True] * 3
-    dead = DeliveryAttempted(
-        delivery_id="msg_d",
-        event_id="e",
-        event_type="a.b",
-        webhook_id="wh",
-        attempt=2,
-        at="2026-01-01T00:00:00Z",
-        outcome="dead_lettered",
-        error="410 Gone",
-    )
+    dead = logged("msg_d", 2, "dead_lettered", error="410 Gone")
     body = b"[" + dead.model_dump_json().encode() + b"]"
     headers = {RECORD_IDS_HEADER: [str(RecordId.of(dead))]}
     settled.apply_record(StreamRecord(body, 1, None, ATTEMPTS_KIND, headers=headers))
@@ -140,15 +138,7 @@ def test_a_batch_is_read_from_its_record_ids_and_its_dead_letters_from_the_body(
 
 
 def test_a_batch_without_readable_ids_is_read_from_its_body() -> None:
-    record = DeliveryAttempted(
-        delivery_id="msg_b",
-        event_id="e",
-        event_type="a.b",
-        webhook_id="wh",
-        attempt=1,
-        at="2026-01-01T00:00:00Z",
-        outcome="delivered",
-    )
+    record = logged("msg_b", 1, "delivered")
     body = b"[" + record.model_dump_json().encode() + b"]"
     settled = SettledAttempts(capacity=1000)
     variants: list[dict[str, object]] = [{}, {RECORD_IDS_HEADER: ["junk"]}, {RECORD_IDS_HEADER: 7}]
