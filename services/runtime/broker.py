@@ -65,7 +65,8 @@ class PublishOutcomeUnknown(PublishFailed):
 
 class RobustConnection(aio_pika.RobustConnection):
     """aio-pika's robust connection, whose frames of one loop turn leave in one write: a dozen
-    acks, one `send` (aio-pika passes its keyword arguments through the URL, so not as one)."""
+    acks, one `send`. The transport factory is set here, not passed to `connect_robust`, which
+    would turn it into a URL query string."""
 
     def __init__(
         self, url: URL, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any
