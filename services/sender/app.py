@@ -121,7 +121,8 @@ def create_app(settings: SenderSettings) -> web.Application:
             hold_s=settings.hold_s,
             first_attempt=dispatcher.first_attempt,
             first_attempt_fanout=settings.first_attempt_fanout,
-            first_attempt_events=max(1, settings.route_prefetch // 2),
+            first_attempt_slots=max(1, settings.route_prefetch // 2),
+            first_attempt_max_s=settings.first_attempt_max_s,
         )
         route_consumer = work_consumer(
             topology.route_queue, fan_out.handle, settings.route_prefetch, "route"

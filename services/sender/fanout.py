@@ -22,14 +22,15 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from schemas.deliveries import DeliveryTask, first_attempt
+from schemas.deliveries import DeliveryTask
+from schemas.deliveries import first_attempt as first_attempt_task
 from schemas.events import Event, EventIn, content_event_id
 from schemas.topology import DELIVER_KEY, REPEAT_HEADER, Topology
 from schemas.webhooks import WebhookState
 from services.runtime.broker import Publisher
 from services.runtime.consuming import Publish, confirm, may_repeat, routing_key_of
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
-from services.sender.endpoints import MAX_SLOT_WAIT_S
+from services.sender.attempt_slots import AttemptSlots
 from services.sender.metrics import SenderMetrics
 from services.sender.routing import RoutingIndex
 
@@ -123,7 +124,8 @@ class FanOut:
         hold_s: float,
         first_attempt: FirstAttempt | None = None,
         first_attempt_fanout: int = 0,
-        first_attempt_events: int = 1,
+        first_attempt_slots: int = 1,
+        first_attempt_max_s: float = 1.0,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
@@ -135,9 +137,10 @@ class FanOut:
         self._hold_s = hold_s
         self._first_attempt = first_attempt
         self._first_attempt_fanout = first_attempt_fanout
-        # Events held while their first attempts are made here: bounded, so that endpoints that
-        # turn slow cannot hold every event this sender has taken.
-        self._first_attempt_events = asyncio.Semaphore(first_attempt_events)
+        # First attempts made here at once, one slot each: bounded, so that endpoints that turn
+        # slow cannot hold every event this sender has taken. Attempts made here take at most
+        # `first_attempt_max_s` as a rule: none finishing for that long means they turned slow.
+        self._slots = AttemptSlots(first_attempt_slots, stall_s=first_attempt_max_s)
         # Events being routed now, by id: a second copy waits for the first one's outcome.
         self._routing: dict[str, asyncio.Future[None]] = {}
 
@@ -205,23 +208,22 @@ class FanOut:
         attempt takes the deliver queue. Every attempt ends before an error goes on: none is left
         running after its event was given back."""
         assert self._first_attempt is not None
-        # While every slot is taken, wait a moment (as for an endpoint's slot) rather than pay
-        # for the deliver queue's hop on a loaded machine.
+        first_attempt = self._first_attempt
         try:
-            async with asyncio.timeout(MAX_SLOT_WAIT_S):
-                await self._first_attempt_events.acquire()
-        except TimeoutError:
+            taken = await self._slots.acquire(len(webhooks))
+        except TimeoutError:  # the attempts ahead stopped finishing: take the deliver queue
             return [], webhooks
-        try:
-            outcomes = await asyncio.gather(
-                *(self._first_attempt(message, first_attempt(event, w), w) for w in webhooks),
-                return_exceptions=True,
-            )
-        finally:
-            self._first_attempt_events.release()
+        here, queued = webhooks[:taken], webhooks[taken:]
+
+        async def attempt(webhook: WebhookState) -> Outcome | None:
+            try:
+                return await first_attempt(message, first_attempt_task(event, webhook), webhook)
+            finally:
+                self._slots.release(1)
+
+        outcomes = await asyncio.gather(*(attempt(w) for w in here), return_exceptions=True)
         attempted: list[Done] = []
-        queued: list[WebhookState] = []
-        for webhook, outcome in zip(webhooks, outcomes, strict=True):
+        for webhook, outcome in zip(here, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 raise outcome
             if outcome is None:
@@ -264,7 +266,7 @@ class FanOut:
 
         async def publish() -> None:
             # The body is built only now, so a large fan-out holds one batch of bodies at a time.
-            task = first_attempt(event, webhook)
+            task = first_attempt_task(event, webhook)
             await self._publisher.publish(
                 self._topology.deliveries_exchange,
                 DELIVER_KEY,

@@ -18,7 +18,8 @@ class SenderSettings(ServiceSettings):
     # An event with at most this many deliveries has their first attempts made by the sender that
     # routed it, without the deliver queue, for endpoints whose attempts succeeded so far within
     # `first_attempt_max_s`; 0 sends every delivery through the deliver queue. At most half the
-    # route prefetch is held by such attempts at once.
+    # route prefetch in attempts (a fan-out of ten counts ten) are made this way at once; the
+    # events behind them wait their turn while attempts keep finishing.
     first_attempt_fanout: int = Field(default=16, ge=0, le=1000)
     first_attempt_max_s: float = Field(default=1.0, gt=0)
     # Event ids remembered to drop a repeated one (the same id twice is one event).

@@ -188,6 +188,46 @@ async def test_a_large_fan_out_goes_through_the_deliver_queue(
     assert await first_attempts(sender, "routed_here") == 0
 
 
+async def test_events_wait_for_first_attempt_slots_while_attempts_keep_finishing(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Four slots (half the route prefetch), events of two deliveries each, answers taking 0.3 s:
+    two events are attempted at a time and the rest wait their turn, longer than one attempt, but
+    never through the deliver queue, since slots keep coming free."""
+    sender = await start_sender(route_prefetch=8)
+    for n in range(2):
+        await upstream.webhook(f"{receiver.url}/turn/{n}", event="turn.t")
+        receiver.delays_s[f"/turn/{n}"] = 0.3
+    for n in range(8):
+        await upstream.publish_event({"type": "turn.t", "id": f"evt_turn_{n}", "data": {}})
+    await receiver.wait_for(16, timeout_s=20)
+
+    async def counted() -> bool:
+        return await first_attempts(sender, "routed_here") == 16
+
+    await eventually(counted)
+    assert await first_attempts(sender, "deliver_queue") == 0
+
+
+async def test_events_behind_first_attempts_that_stopped_finishing_take_the_deliver_queue(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """Four slots taken by attempts to an endpoint that went silent for 3 s: the events behind
+    them go through the deliver queue once no slot came free for `first_attempt_max_s`."""
+    sender = await start_sender(route_prefetch=8, first_attempt_max_s=0.5)
+    await upstream.webhook(f"{receiver.url}/stuck", event="stuck.t")
+    receiver.delays_s["/stuck"] = 3.0
+    for n in range(6):
+        await upstream.publish_event({"type": "stuck.t", "id": f"evt_stuck_{n}", "data": {}})
+    await receiver.wait_for(6, path="/stuck", timeout_s=20)
+
+    async def counted() -> bool:  # each event is counted once it is acked
+        return await first_attempts(sender, "routed_here") == 4
+
+    await eventually(counted)
+    assert await first_attempts(sender, "deliver_queue") == 2
+
+
 async def test_a_repeated_event_whose_first_attempt_is_recorded_is_not_attempted_again(
     start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
 ) -> None:
