@@ -78,8 +78,8 @@ class CoalescingTransportFactory(TransportFactory):
         self, url: URL, **kwargs: Any
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await self._inner.create(url, **kwargs)
+        # uvloop's transports do not derive from asyncio's classes, so no isinstance check here.
         transport = writer.transport
-        assert isinstance(transport, asyncio.WriteTransport)
         loop = asyncio.get_running_loop()
         return reader, CoalescingWriter(
             transport, transport.get_protocol(), reader, loop, replaces=writer

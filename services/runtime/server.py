@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import structlog
+import uvloop
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -110,4 +111,6 @@ def run_service(
         sys.exit(2)
     configure_logging(name, settings.log_level, settings.log_format)
     gc.set_threshold(*GC_THRESHOLDS)
-    asyncio.run(serve(create_app(settings), settings.host, settings.port))
+    loop_factory = uvloop.new_event_loop if settings.event_loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(create_app(settings), settings.host, settings.port))

@@ -41,6 +41,8 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=0, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # uvloop runs the same code on a cheaper loop (a few % of sender CPU); `asyncio`: the standard.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # AMQP heartbeat: a frozen broker is noticed after about three of these.
     heartbeat_s: int = Field(default=5, ge=1, le=600)
     # How long a publish may wait for its confirm; past it the outcome is unknown, not failed.

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from yarl import URL
 
 from services.runtime.coalesced_writes import CoalescingTransportFactory, CoalescingWriter
+
+# Each test runs on asyncio's loop and on uvloop's (see conftest.py): their transports differ.
+pytestmark = pytest.mark.both_loops
 
 
 class Sink:
@@ -35,21 +39,31 @@ async def sink() -> AsyncIterator[tuple[Sink, int]]:
         yield sink, port
 
 
+class SpyTransport:
+    """Stands in for a transport (asyncio's or uvloop's, whose methods cannot be replaced) and
+    keeps what it is given to write."""
+
+    def __init__(self, inner: asyncio.WriteTransport) -> None:
+        self.inner = inner
+        self.handed: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.handed.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 async def connect(port: int) -> tuple[CoalescingWriter, list[bytes]]:
     """A coalescing writer to the sink, and the list of what its transport was given."""
     _reader, writer = await CoalescingTransportFactory("amqp").create(
         URL(f"amqp://127.0.0.1:{port}/"), ssl_context_provider=None
     )
     assert isinstance(writer, CoalescingWriter)
-    handed: list[bytes] = []
-    transport_write = writer.transport.write
-
-    def spy(data: bytes | bytearray | memoryview) -> None:
-        handed.append(bytes(data))
-        transport_write(data)
-
-    writer.transport.write = spy  # type: ignore[method-assign]
-    return writer, handed
+    spy = SpyTransport(writer.transport)
+    writer._transport = spy  # type: ignore[attr-defined]  # where StreamWriter keeps it
+    return writer, spy.handed
 
 
 async def test_writes_of_one_turn_are_handed_over_as_one_in_order(sink: tuple[Sink, int]) -> None:
