@@ -20,15 +20,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    HttpUrl,
+    StrictBool,
     TypeAdapter,
-    ValidationError,
     field_validator,
 )
 
 from schemas.events import MAX_TYPE_LENGTH, TYPE_WORD
 from schemas.health import HEALTHY, WebhookHealth
 from schemas.markers import ReaderSynced
+from schemas.targets import parse_target
 
 # A subscription's `event`: an exact type or an AMQP-style pattern where `*` is one word and `#`
 # is zero or more (`problem.*`, `*.create`, `#`).
@@ -39,26 +39,13 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a sec
 # 24 random bytes: 192 bits, inside Standard Webhooks' 24..64 byte range.
 SECRET_BYTES = 24
 
-_HTTP_URL = TypeAdapter(HttpUrl)
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
 def _check_uri(value: str) -> str:
-    """Accept an absolute http(s) URL and keep it exactly as given (pydantic would normalise it)."""
-    if value != value.strip() or any(ch.isspace() for ch in value):
-        raise ValueError("must not contain white space")
-    try:
-        url = _HTTP_URL.validate_python(value)
-    except ValidationError:
-        raise ValueError("must be an absolute http or https URL") from None
-    if url.username or url.password:
-        raise ValueError("must not carry user:password; put credentials in the secret instead")
-    host = url.host or ""
-    if not host.startswith("["):
-        try:  # what the HTTP client will do with it: empty or over-long labels fail here
-            host.encode("idna")
-        except UnicodeError:
-            raise ValueError(f"host {host!r} is not a valid domain name") from None
+    """Accept a target the sender can reach as written (read as the sender reads it, by
+    `schemas.targets`), and keep it exactly as given."""
+    parse_target(value)
     return value
 
 
@@ -106,7 +93,7 @@ class WebhookCreate(BaseModel):
     uri: Uri
     name: Name | None = Field(default=None, description="Defaults to the event.")
     description: Description | None = None
-    disabled: bool = False
+    disabled: StrictBool = False  # `"yes"` or 1 is a mistake, not true
     mail_exceptions_to: MailList | None = None
 
 
@@ -119,7 +106,7 @@ class WebhookPatch(BaseModel):
     uri: Uri | None = None
     name: Name | None = None
     description: Description | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     mail_exceptions_to: MailList | None = None
 
     @field_validator("event", "uri", "name", "disabled", mode="before")

@@ -14,7 +14,8 @@ from schemas.events import Event, EventIn
 from services.producer.metrics import ProducerMetrics
 from services.producer.sdk import Producer
 from services.runtime.broker import PublishFailed
-from services.runtime.http_errors import error_response, field_errors, read_json
+from services.runtime.http_errors import error_response, field_errors
+from services.runtime.json_body import read_json
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,7 @@ class Ingest:
             return self._reject(
                 413, "too_large", f"body is larger than {self._max_body_bytes} bytes"
             )
-        except web.HTTPBadRequest as error:
+        except (web.HTTPBadRequest, web.HTTPUnsupportedMediaType) as error:
             self._metrics.requests_rejected.labels(reason="invalid").inc()
             raise error
         events, problem = self._validate(body)

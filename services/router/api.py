@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from schemas.deliveries import TEST_OBJECT_ID, first_attempt
 from schemas.event_patterns import is_pattern
 from schemas.events import Event, new_event_id
+from schemas.targets import TargetRefused
 from schemas.topology import DELIVER_KEY
 from schemas.webhooks import (
     Webhook,
@@ -28,7 +29,8 @@ from schemas.webhooks import (
 )
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
-from services.runtime.http_errors import error_response, field_errors, http_error, read_json
+from services.runtime.http_errors import error_response, field_errors, http_error
+from services.runtime.json_body import read_json
 from services.runtime.webhook_log import LogBehind
 
 log = structlog.get_logger(__name__)
@@ -104,6 +106,8 @@ async def create(request: web.Request) -> web.Response:
         body = WebhookCreate.model_validate(await read_json(request))
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if (refused := _refused_target(router, body.uri)) is not None:
+        return refused
     record = WebhookCreated(
         at=datetime.now(UTC),
         webhook_id=new_webhook_id(),
@@ -124,6 +128,18 @@ async def create(request: web.Request) -> web.Response:
     return response
 
 
+def _refused_target(router: Router, uri: str) -> web.Response | None:
+    """A 422 naming why the policy refuses a (well-formed) target, or None."""
+    try:
+        router.target_policy.check(uri)
+    except TargetRefused as error:
+        log.info("webhook.target_refused", uri=uri, reason=str(error))
+        return error_response(
+            422, "target not allowed", errors=[{"field": "uri", "message": str(error)}]
+        )
+    return None
+
+
 async def update(request: web.Request) -> web.Response:
     router = _router(request)
     state = _found(request)
@@ -132,6 +148,8 @@ async def update(request: web.Request) -> web.Response:
         changes = patch.changes()
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if patch.uri is not None and (refused := _refused_target(router, patch.uri)) is not None:
+        return refused
     if changes:
         record = WebhookUpdated(at=datetime.now(UTC), webhook_id=state.id, changes=changes)
         if not await _commit(router, record):

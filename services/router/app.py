@@ -70,6 +70,7 @@ def create_app(settings: RouterSettings) -> web.Application:
             publisher=publisher,
             webhook_log=webhook_log,
             health=health,
+            target_policy=settings.target_policy,
         )
         app[ROUTER] = router
         app[READINESS]["broker"] = lambda: is_connected(connection)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
+from schemas.targets import TargetPolicy
 from schemas.topology import Topology
 from schemas.webhooks import WebhookState
 from services.router.health import HealthView
@@ -23,6 +24,8 @@ class Router:
     publisher: Publisher
     webhook_log: WebhookLog
     health: HealthView
+    # Where webhooks may send: refused targets are answered 422 at create and update.
+    target_policy: TargetPolicy
     # Ids of the disabled webhooks, so the gauge costs nothing per change.
     disabled: set[str] = field(default_factory=set)
 

@@ -55,17 +55,6 @@ def http_error(
     )
 
 
-async def read_json(request: web.Request) -> Any:
-    """The parsed body, or a 400 that says the JSON is broken and where."""
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise http_error(web.HTTPBadRequest, f"body is not valid JSON: {error}") from None
-    except RecursionError:
-        raise http_error(web.HTTPBadRequest, "body nests too deeply") from None
-
-
 def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., Any]:
     """A middleware that asks for `Authorization: Bearer <token>` on the protected paths."""
     expected = f"Bearer {token}".encode()

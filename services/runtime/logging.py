@@ -10,6 +10,8 @@ import structlog
 from structlog.typing import Processor
 
 LogFormat = Literal["auto", "json", "console"]
+# Libraries whose debug output carries message contents.
+QUIET_AT_DEBUG = ("aiormq", "aio_pika", "pamqp")
 
 
 def configure_logging(service: str, level: str = "info", log_format: LogFormat = "auto") -> None:
@@ -53,6 +55,10 @@ def configure_logging(service: str, level: str = "info", log_format: LogFormat =
     root.handlers[:] = [handler]
     # Libraries speak at WARNING and up unless we debug; aiohttp's access log is one line a request.
     root.setLevel(numeric_level if numeric_level <= logging.DEBUG else logging.WARNING)
+    # The AMQP client's debug lines hold whole frames (webhook secrets in the webhooks stream's
+    # records, event payloads): they are never written, whatever the level.
+    for name in QUIET_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
 def _add_service(service: str) -> Processor:

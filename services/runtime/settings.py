@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.targets import IPNetwork, TargetPolicy, parse_networks
 from schemas.topology import DEFAULT_PARK_DELAYS_S, Topology
 
 # Seconds between attempts, spanning about a day like Svix's schedule: 5 s, 5 min, 30 min, 2 h,
@@ -56,6 +57,11 @@ class ServiceSettings(BaseSettings):
     # How long a message may be held waiting for something (a publish to be confirmed, the
     # webhook table, the delivery log) before it goes back to its queue.
     hold_s: float = Field(default=30.0, gt=0)
+    # CIDRs webhooks may target although private or loopback, e.g. `127.0.0.0/8,::1/128`: the
+    # router refuses other private targets at create and update, senders at every connection.
+    allowed_targets: str = ""
+    # Refuse plain http targets.
+    https_only: bool = False
 
     @field_validator("retry_schedule")
     @classmethod
@@ -74,6 +80,20 @@ class ServiceSettings(BaseSettings):
         if any(delay <= 0 for delay in value) or len(value) > 20:
             raise ValueError("at most 20 delays, each more than 0 seconds")
         return value
+
+    @field_validator("allowed_targets")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_networks(value)  # raises ValueError naming the bad CIDR
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.allowed_targets)
+
+    @property
+    def target_policy(self) -> TargetPolicy:
+        return TargetPolicy(self.allowed_networks, https_only=self.https_only)
 
     @property
     def topology(self) -> Topology:

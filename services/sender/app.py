@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry
 
 from services.runtime.broker import (
@@ -28,10 +29,14 @@ from services.sender.metrics import SenderMetrics
 from services.sender.routing import RoutingIndex
 from services.sender.settings import SenderSettings
 from services.sender.settled import SettledLog
-from services.sender.targets import GuardedResolver, TargetPolicy
+from services.sender.targets import GuardedResolver
 
 
-def create_app(settings: SenderSettings) -> web.Application:
+def create_app(
+    settings: SenderSettings, *, resolver: AbstractResolver | None = None
+) -> web.Application:
+    """The sender; `resolver` answers its DNS questions (the system's by default), filtered by
+    the target policy."""
     registry = CollectorRegistry()
     gate = EndpointGate(
         limit=settings.endpoint_concurrency,
@@ -45,7 +50,7 @@ def create_app(settings: SenderSettings) -> web.Application:
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         topology = settings.topology
-        policy = TargetPolicy(settings.allowed_networks)
+        policy = settings.target_policy
         connection = await connect(settings, "sender")
         await declare_topology(connection, topology)
         redeclare_on_reconnect(connection, topology)
@@ -63,7 +68,9 @@ def create_app(settings: SenderSettings) -> web.Application:
         )
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=settings.concurrency, resolver=GuardedResolver(policy), ttl_dns_cache=60
+                limit=settings.concurrency,
+                resolver=GuardedResolver(policy, resolver),
+                ttl_dns_cache=60,
             ),
             cookie_jar=aiohttp.DummyCookieJar(),  # subscribers must not be able to set state
             auto_decompress=False,

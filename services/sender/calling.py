@@ -16,10 +16,10 @@ from typing import Literal
 
 import aiohttp
 
+from schemas.targets import TargetPolicy, TargetRefused
 from services.sender.request import PreparedRequest
 from services.sender.retry_after import parse_retry_after
 from services.sender.sanitize import clean_text
-from services.sender.targets import TargetPolicy, TargetRefused
 
 # Read at most this much of a response: we only want to know the call was answered.
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -79,11 +79,12 @@ async def call(
     kind: CallKind = "answered"
     retry_after_s: float | None = None
     try:
-        policy.check_url(request.url)  # aiohttp skips the resolver's check for IP literals
+        # The URL as the policy read it; aiohttp never asks the resolver about an IP literal.
+        url = policy.check(request.url)
         async with asyncio.timeout(timeout_s):
             async with session.request(
                 request.method,
-                request.url,
+                url,
                 data=request.body,
                 headers=request.headers,
                 allow_redirects=False,

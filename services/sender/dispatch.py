@@ -29,6 +29,7 @@ from schemas.deliveries import (
     RecordId,
 )
 from schemas.mail import FailureNotice
+from schemas.targets import TargetPolicy
 from schemas.topology import (
     ATTEMPTS_HEADER,
     DELIVER_KEY,
@@ -53,7 +54,6 @@ from services.sender.request import prepare_request
 from services.sender.retry import tier_for
 from services.sender.sanitize import clean_text
 from services.sender.settled import Recorded, SettledLog
-from services.sender.targets import TargetPolicy
 
 log = structlog.get_logger(__name__)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from services.runtime.settings import ServiceSettings
-from services.sender.targets import IPNetwork, parse_networks
 
 
 class SenderSettings(ServiceSettings):
@@ -29,8 +28,6 @@ class SenderSettings(ServiceSettings):
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     # One total deadline per attempt: connect, send, status line and the first 64 KiB.
     attempt_timeout_s: float = Field(default=15.0, gt=0, le=300)
-    # CIDRs webhooks may target although private or loopback, e.g. `127.0.0.0/8,::1/128`.
-    allowed_targets: str = ""
     # How long to wait for the webhook table to reach the revision a router routed with.
     table_wait_s: float = Field(default=10.0, gt=0)
     # Attempts in flight at once to one webhook's endpoint, in this sender; more are parked.
@@ -47,13 +44,3 @@ class SenderSettings(ServiceSettings):
     # to tell a repeated message from new work.
     settled_capacity: int = Field(default=100_000, ge=1000)
     settled_lookback_s: float = Field(default=60.0, ge=0)
-
-    @field_validator("allowed_targets")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        parse_networks(value)  # raises ValueError naming the bad CIDR
-        return value
-
-    @property
-    def allowed_networks(self) -> tuple[IPNetwork, ...]:
-        return parse_networks(self.allowed_targets)

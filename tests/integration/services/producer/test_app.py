@@ -97,10 +97,35 @@ async def test_invalid_events_are_refused_naming_each_field(
     assert single.status == 400
     assert [e["field"] for e in (await single.json())["errors"]] == ["time"]
 
+    as_json = {**AUTH, "Content-Type": "application/json"}
     for body in (b"[]", b"42", b"{oops"):
-        assert (await producer.post("/events", data=body, headers=AUTH)).status == 400
+        assert (await producer.post("/events", data=body, headers=as_json)).status == 400
     too_many = [{"type": "a", "data": {}}] * 6
     assert (await producer.post("/events", json=too_many, headers=AUTH)).status == 400
+    assert await message_count(amqp_url, settings.topology.route_queue) == 0
+
+
+async def test_what_strict_json_refuses_publishes_nothing_of_a_batch(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """A lone surrogate in the third event of a batch (once a 500 after the first two were
+    published), NaN, a duplicate key: each a 400 saying why, and nothing is published. A body
+    not sent as JSON is a 415."""
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    ok = b'{"type": "a.b", "data": {}}'
+    for bad, reason in [
+        (b'{"type": "a.b", "data": {"s": "\\ud800"}}', "lone surrogate"),
+        (b'{"type": "a.b", "data": {"n": NaN}}', "NaN"),
+        (b'{"type": "a.b", "data": {"n": 1e400}}', "too large"),
+        (b'{"type": "a.b", "type": "c.d", "data": {}}', "appears twice"),
+    ]:
+        batch = b"[%s, %s, %s]" % (ok, ok, bad)
+        response = await producer.post("/events", data=batch, headers=as_json)
+        assert response.status == 400
+        assert reason in (await response.json())["error"]
+    as_text = {**AUTH, "Content-Type": "text/plain"}
+    response = await producer.post("/events", data=ok, headers=as_text)
+    assert response.status == 415
     assert await message_count(amqp_url, settings.topology.route_queue) == 0
 
 

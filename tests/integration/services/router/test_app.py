@@ -128,7 +128,8 @@ async def test_bad_input_gets_the_failing_fields(router: TestClient[Any, Any]) -
     fields = {error["field"] for error in (await response.json())["errors"]}
     assert fields == {"event", "uri"}
 
-    response = await router.post("/webhooks", data=b"{not json", headers=AUTH)
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    response = await router.post("/webhooks", data=b"{not json", headers=as_json)
     assert response.status == 400
     assert "not valid JSON" in (await response.json())["error"]
 
@@ -136,7 +137,88 @@ async def test_bad_input_gets_the_failing_fields(router: TestClient[Any, Any]) -
     response = await router.patch(f"/webhooks/{made['id']}", json={"uri": None}, headers=AUTH)
     assert response.status == 400
     assert (await response.json())["errors"][0]["field"] == "uri"
+    for disabled in ("yes", 1, "true"):  # only true and false are booleans
+        response = await router.patch(
+            f"/webhooks/{made['id']}", json={"disabled": disabled}, headers=AUTH
+        )
+        assert response.status == 400
+        assert (await response.json())["errors"][0]["field"] == "disabled"
     assert len(await (await router.get("/webhooks", headers=AUTH)).json()) == 1
+
+
+# A target that is not public, in each spelling the sender's resolver or C library would read.
+NOT_PUBLIC_TARGETS = [
+    "http://169.254.169.254/latest/meta-data",
+    "http://10.1.2.3/",
+    "http://127.0.0.2/",
+    "http://[::ffff:127.0.0.2]/",
+    "http://[::ffff:a9fe:a9fe]/",
+    "http://0x7f000002/",
+    "http://2130706434/",
+    "http://127.2/",
+    "http://0177.0.0.2/",
+    "http://localhost./",
+]
+
+
+async def test_targets_that_are_not_public_are_refused_at_create_and_update(
+    router: TestClient[Any, Any],
+) -> None:
+    """422 with the reason, for every spelling; nothing is created, nothing changed."""
+    for uri in NOT_PUBLIC_TARGETS:
+        response = await router.post("/webhooks", json={"event": "a.b", "uri": uri}, headers=AUTH)
+        assert response.status == 422, uri
+        [error] = (await response.json())["errors"]
+        assert error["field"] == "uri"
+        assert "is not a public address" in error["message"], error
+    made = await create_webhook(router, event="a.b", uri="https://e.com/")
+    for uri in NOT_PUBLIC_TARGETS:
+        response = await router.patch(f"/webhooks/{made['id']}", json={"uri": uri}, headers=AUTH)
+        assert response.status == 422, uri
+    listed = await (await router.get("/webhooks", headers=AUTH)).json()
+    assert [webhook["uri"] for webhook in listed] == ["https://e.com/"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:18005\\@127.0.0.2:18009/",  # pydantic saw no user information here
+        "http://%31%32%37.0.0.2/",  # one parser decoded it, the other sent it to DNS
+        "http://e.com:0/",
+        "http://e.com/a\x00b",
+        "http://user@e.com/",
+    ],
+)
+async def test_targets_the_sender_would_read_otherwise_are_invalid(
+    router: TestClient[Any, Any], uri: str
+) -> None:
+    response = await router.post("/webhooks", json={"event": "a.b", "uri": uri}, headers=AUTH)
+    assert response.status == 400
+    assert [error["field"] for error in (await response.json())["errors"]] == ["uri"]
+
+
+async def test_allowed_targets_and_https_only_are_the_operators_choice(
+    settings: RouterSettings, serve_app: AppServer
+) -> None:
+    """HOOKLINE_ALLOWED_TARGETS lets a private network in; HOOKLINE_HTTPS_ONLY keeps plain http
+    out."""
+    router = await serve_app(
+        create_app(settings.model_copy(update={"allowed_targets": "127.0.0.0/8"}))
+    )
+    made = await create_webhook(router, event="a.b", uri="http://127.0.0.2:9000/hook")
+    assert made["uri"] == "http://127.0.0.2:9000/hook"
+    response = await router.post(
+        "/webhooks", json={"event": "a.b", "uri": "http://10.1.2.3/"}, headers=AUTH
+    )
+    assert response.status == 422
+
+    strict = await serve_app(create_app(settings.model_copy(update={"https_only": True})))
+    response = await strict.post(
+        "/webhooks", json={"event": "a.b", "uri": "http://e.com/"}, headers=AUTH
+    )
+    assert response.status == 422
+    assert "only https" in (await response.json())["errors"][0]["message"]
+    await create_webhook(strict, event="a.b", uri="https://e.com/")
 
 
 async def test_the_api_needs_the_admin_token(router: TestClient[Any, Any]) -> None:

@@ -13,9 +13,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
+from schemas.targets import TargetPolicy, parse_networks
 from services.sender.calling import CallResult, call, describe_status
 from services.sender.request import PreparedRequest
-from services.sender.targets import GuardedResolver, TargetPolicy, parse_networks
+from services.sender.targets import GuardedResolver
 from tests.support.hostile import HostileReceiver, MiB
 
 LOOPBACK = TargetPolicy(parse_networks("127.0.0.0/8"))
