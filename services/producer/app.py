@@ -25,9 +25,7 @@ def create_app(settings: ProducerSettings) -> web.Application:
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry)
     app = base_app(registry, client_max_size=settings.max_body_bytes)
-    app.middlewares.append(
-        bearer_auth(settings.ingest_token.get_secret_value(), lambda path: path == "/events")
-    )
+    app.middlewares.append(bearer_auth(settings.ingest_tokens, lambda path: path == "/events"))
     ingest = Ingest(
         metrics,
         max_batch=settings.max_batch,

@@ -39,9 +39,7 @@ def create_app(settings: RouterSettings) -> web.Application:
     metrics = RouterMetrics(registry)
     app = base_app(registry, client_max_size=MAX_BODY_BYTES)
     app.middlewares.append(
-        bearer_auth(
-            settings.admin_token.get_secret_value(), lambda path: path.startswith("/webhooks")
-        )
+        bearer_auth(settings.admin_tokens, lambda path: path.startswith("/webhooks"))
     )
     api.add_routes(app)
 

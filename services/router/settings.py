@@ -5,12 +5,27 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from services.router.smtp import SmtpServer
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ServiceSettings, split_tokens
 
 
 class RouterSettings(ServiceSettings):
     port: int = Field(default=8001, ge=0, le=65535)
-    admin_token: SecretStr = Field(description="Bearer token of the webhooks API.")
+    # Several, comma-separated: a new one is added, then the old one removed, without downtime.
+    admin_token: SecretStr = Field(
+        description="Bearer tokens of the webhooks API, comma-separated."
+    )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_tokens_given(cls, value: SecretStr) -> SecretStr:
+        if not split_tokens(value.get_secret_value()):
+            raise ValueError("at least one token is needed")
+        return value
+
+    @property
+    def admin_tokens(self) -> tuple[str, ...]:
+        return split_tokens(self.admin_token.get_secret_value())
+
     # Disable a webhook that has failed continuously this long and at least this many attempts
     # (both must hold): 5 days as Svix, 20 attempts as Xurrent.
     disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)

@@ -7,8 +7,11 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import structlog
 from aiohttp import web
 from pydantic import ValidationError
+
+log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,9 +58,14 @@ def http_error(
     )
 
 
-def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., Any]:
-    """A middleware that asks for `Authorization: Bearer <token>` on the protected paths."""
-    expected = f"Bearer {token}".encode()
+def bearer_auth(tokens: Sequence[str], protected: Callable[[str], bool]) -> Callable[..., Any]:
+    """A middleware that asks for `Authorization: Bearer <one of tokens>` on the protected paths.
+
+    The header is compared with every token, each in constant time, so the answer's timing says
+    neither how much of a token was right nor which one matched."""
+    expected = [f"Bearer {token}".encode() for token in tokens]
+    if not expected:
+        raise ValueError("at least one token is needed")
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -66,7 +74,17 @@ def bearer_auth(token: str, protected: Callable[[str], bool]) -> Callable[..., A
                 given = request.headers.get("Authorization", "").encode()
             except UnicodeError:  # bytes no token of ours has
                 given = b""
-            if not hmac.compare_digest(given, expected):
+            matched = False
+            for token in expected:
+                matched |= hmac.compare_digest(given, token)
+            if not matched:
+                log.info(
+                    "request.unauthorized",
+                    method=request.method,
+                    path=request.path,
+                    remote=request.remote,
+                    had_token=bool(given),
+                )
                 response = error_response(401, "missing or wrong bearer token")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="hookline"'
                 return response

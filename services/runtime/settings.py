@@ -25,6 +25,11 @@ def _split_schedule(value: object) -> object:
     return value
 
 
+def split_tokens(value: str) -> tuple[str, ...]:
+    """`a, b` → ('a', 'b'): several tokens per role, so one can be replaced without downtime."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 RetrySchedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_split_schedule)]
 Delays = RetrySchedule
 

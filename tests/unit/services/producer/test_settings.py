@@ -36,3 +36,8 @@ def test_port_zero_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOKLINE_INGEST_TOKEN", "ingest-secret")
     monkeypatch.setenv("HOOKLINE_PORT", "0")
     assert ProducerSettings().port == 0
+
+
+def test_several_ingest_tokens_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_INGEST_TOKEN", "team-a,team-b")
+    assert ProducerSettings().ingest_tokens == ("team-a", "team-b")

@@ -36,3 +36,15 @@ def test_port_zero_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
     monkeypatch.setenv("HOOKLINE_PORT", "0")
     assert RouterSettings().port == 0
+
+
+def test_several_admin_tokens_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tokens at once let one be replaced without downtime; blanks are dropped."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", " old-token , new-token ,")
+    assert RouterSettings().admin_tokens == ("old-token", "new-token")
+
+
+def test_an_admin_token_of_only_commas_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", " , ")
+    with pytest.raises(ValidationError, match="at least one token"):
+        RouterSettings()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, ValidationError
@@ -49,7 +50,8 @@ async def hello(_request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = web.Application(middlewares=[bearer_auth("s3cret", lambda p: p.startswith("/api"))])
+    protect_api = bearer_auth(["s3cret", "n3w-one"], lambda p: p.startswith("/api"))
+    app = web.Application(middlewares=[protect_api])
     app.router.add_get("/api/things", hello)
     app.router.add_get("/healthz", hello)
     async with TestClient(TestServer(app)) as test_client:
@@ -70,11 +72,30 @@ async def test_a_missing_or_wrong_token_is_401(
     assert await response.json() == {"error": "missing or wrong bearer token"}
 
 
-async def test_the_right_token_passes(client: TestClient[web.Request, web.Application]) -> None:
-    """A protected path with the right bearer token reaches its handler."""
-    response = await client.get("/api/things", headers={"Authorization": "Bearer s3cret"})
-    assert response.status == 200
-    assert await response.json() == {"hello": "world"}
+async def test_each_of_the_tokens_passes(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """A protected path with any of the role's tokens (old and new, while one is rotated)
+    reaches its handler."""
+    for token in ("s3cret", "n3w-one"):
+        response = await client.get("/api/things", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 200
+        assert await response.json() == {"hello": "world"}
+
+
+async def test_a_refused_request_leaves_a_line_without_the_token(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    with structlog.testing.capture_logs() as lines:
+        await client.get("/api/things", headers={"Authorization": "Bearer s3cre7-guess"})
+    [line] = [line for line in lines if line["event"] == "request.unauthorized"]
+    assert (line["path"], line["had_token"]) == ("/api/things", True)
+    assert "s3cre" not in repr(lines)
+
+
+def test_a_role_needs_a_token() -> None:
+    with pytest.raises(ValueError, match="at least one token"):
+        bearer_auth([], lambda _path: True)
 
 
 async def test_unprotected_paths_need_no_token(
