@@ -14,10 +14,16 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import settings as hypothesis_settings
 
 from schemas.topology import Topology
 from tests.support.broker import delete_install, leftover_queues
 from tests.support.receiver import Receiver
+
+# Property tests: no time limit per example (the machine is shared, and no test asserts a time),
+# and no example database written into the checkout.
+hypothesis_settings.register_profile("hookline", deadline=None, database=None)
+hypothesis_settings.load_profile("hookline")
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Every queue this run declares starts with this, so runs never collide and leftovers are found.

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.event_patterns import is_pattern, matches
 
@@ -86,3 +89,30 @@ def test_is_pattern() -> None:
     assert is_pattern("#")
     assert not is_pattern("problem.update")
     assert not is_pattern("recordApproval")
+
+
+# Property: `matches` is AMQP topic matching, checked against its definition written as plainly
+# as possible (a recursion over words), on types and patterns from a small alphabet so that
+# wildcards meet the words they may or may not cover.
+TYPE_WORDS = st.sampled_from(["a", "b", "c"])
+PATTERN_WORDS = st.sampled_from(["a", "b", "c", "*", "#"])
+EVENT_TYPES = st.lists(TYPE_WORDS, min_size=1, max_size=6).map(".".join)
+PATTERNS = st.lists(PATTERN_WORDS, min_size=1, max_size=6).map(".".join)
+
+
+@functools.cache
+def topic_match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":  # takes no word, or one more word and stays
+        return topic_match(rest, words) or (bool(words) and topic_match(pattern, words[1:]))
+    if not words:
+        return False
+    return (head in ("*", words[0])) and topic_match(rest, words[1:])
+
+
+@given(PATTERNS, EVENT_TYPES)
+def test_matches_is_amqp_topic_matching(pattern: str, event_type: str) -> None:
+    expected = topic_match(tuple(pattern.split(".")), tuple(event_type.split(".")))
+    assert matches(pattern, event_type) == expected

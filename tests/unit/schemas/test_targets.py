@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from yarl import URL
 
 from schemas.targets import TargetPolicy, TargetRefused, ip_literal, parse_networks, parse_target
@@ -203,3 +205,79 @@ def test_parse_networks_rejects_a_bad_cidr(text: str) -> None:
     """A bad CIDR is a ValueError."""
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6"):
         parse_networks(text)
+
+
+def spellings(address: ipaddress.IPv4Address) -> list[str]:
+    """Hosts that the C library, yarl or an IPv6 stack read as `address` (or as an IPv6 address
+    that carries it)."""
+    value = int(address)
+    octets = list(address.packed)
+    return [
+        str(address),
+        str(value),  # 2130706433
+        hex(value),  # 0x7f000001
+        ".".join(f"0{octet:o}" for octet in octets),  # 0177.00.00.01
+        f"{octets[0]}.{octets[1]}.{value & 0xFFFF}",  # 127.0.1
+        f"{octets[0]}.{value & 0xFFFFFF}",  # 127.1
+        f"[::ffff:{address}]",
+        f"[64:ff9b::{address}]",
+        f"[2002:{value >> 16:x}:{value & 0xFFFF:x}::1]",  # 6to4
+    ]
+
+
+@given(st.ip_addresses(v=4))
+def test_every_spelling_of_an_address_gets_the_addresss_verdict(
+    address: ipaddress.IPv4Address,
+) -> None:
+    """Whatever spelling a URL uses, the policy refuses exactly the addresses it refuses."""
+    policy = TargetPolicy()
+    refused = policy.refusal(address) is not None
+    for host in spellings(address):
+        try:
+            policy.check(f"http://{host}:8080/hook")
+        except TargetRefused:
+            assert refused, host
+        else:
+            assert not refused, host
+
+
+@given(st.ip_addresses(v=4), st.integers(8, 32))
+def test_an_allowed_network_lets_in_its_addresses_in_every_spelling(
+    address: ipaddress.IPv4Address, prefix: int
+) -> None:
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    policy = TargetPolicy([network])
+    for host in spellings(address):
+        policy.check(f"http://{host}/")
+
+
+HOSTS = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda address: f"[{address}]"),
+    st.from_regex(r"\A[a-zA-Z0-9_-]{1,12}(\.[a-zA-Z0-9_-]{1,12}){0,3}\.?\Z"),
+    st.text(alphabet="abc019.%@:[]\\-_ ", max_size=12),
+)
+URLISH = st.builds(
+    "{}{}{}{}{}".format,
+    st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "http:", "//", ""]),
+    st.sampled_from(["", "", "", "u@", "u:p@", "@"]),
+    HOSTS,
+    st.one_of(st.just(""), st.integers(-1, 70_000).map(lambda port: f":{port}")),
+    st.one_of(st.just("/"), st.text(max_size=12).map(lambda path: "/" + path)),
+)
+
+
+@given(st.one_of(URLISH, st.text(max_size=60)))
+def test_any_text_is_read_as_yarl_reads_it_or_refused_with_a_reason(uri: str) -> None:
+    """The reading never fails otherwise than with a ValueError; what it accepts is the URL the
+    sender's client connects to, with a host that is an address or a valid name, and a port."""
+    try:
+        url = parse_target(uri)
+    except ValueError:
+        return
+    assert url == URL(uri)
+    assert url.scheme in ("http", "https")
+    assert url.raw_host
+    assert url.port is not None
+    assert 0 < url.port < 65536
+    assert "@" not in uri.split("://", 1)[1].split("/", 1)[0]

@@ -3,14 +3,17 @@ that says what and where, and a body not sent as JSON is a 415."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.runtime.json_body import JsonRefused, loads_strict, read_json
+from services.runtime.json_body import MAX_INT, MIN_INT, JsonRefused, loads_strict, read_json
 
 
 @pytest.mark.parametrize(
@@ -110,3 +113,32 @@ async def test_a_body_nested_beyond_the_parser_is_400_not_500(
     )
     assert response.status == 400
     assert (await response.json())["error"] == "body nests too deeply"
+
+
+# Properties: every value JSON can carry is read back as it was; a lone surrogate anywhere in it
+# is refused.
+CHARACTERS = st.characters(exclude_categories=["Cs"])  # no surrogate code points
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(MIN_INT, MAX_INT)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(CHARACTERS),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(CHARACTERS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES, st.booleans())
+def test_what_json_can_carry_is_read_back(value: Any, ascii_only: bool) -> None:
+    assert loads_strict(json.dumps(value, ensure_ascii=ascii_only).encode()) == value
+
+
+@given(JSON_VALUES, st.integers(0xD800, 0xDFFF), st.booleans())
+def test_a_lone_surrogate_anywhere_is_refused(value: Any, code: int, in_a_key: bool) -> None:
+    lone = chr(code)
+    poisoned = {lone: value} if in_a_key else [value, {"s": f"x{lone}y"}]
+    with pytest.raises(JsonRefused, match="lone surrogate"):
+        loads_strict(json.dumps(poisoned).encode())

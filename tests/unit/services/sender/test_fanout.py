@@ -9,6 +9,8 @@ from typing import Any, cast
 
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.events import Event, content_event_id
 from schemas.topology import ROUTING_KEY_HEADER
@@ -168,3 +170,49 @@ def test_recent_ids_of_size_zero_remember_nothing() -> None:
     recent = RecentIds(0)
     recent.add("evt_1")
     assert "evt_1" not in recent
+
+
+# Property: whatever a message holds, read_event gives an event or says why it cannot (the
+# message is parked with that reason); it never fails otherwise, which would be a crash loop.
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+JSON_ANY = st.recursive(
+    JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+EVENT_LIKE = st.fixed_dictionaries(
+    {"type": st.sampled_from(["problem.update", "a..b", "", "x" * 300]) | st.text(max_size=10)},
+    optional={
+        "id": JSON_LEAVES,
+        "data": JSON_ANY,
+        "time": st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01", "yesterday"]) | JSON_LEAVES,
+        "object_id": JSON_LEAVES,
+        "source": JSON_LEAVES,
+    },
+)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        JSON_ANY.map(lambda value: json.dumps(value).encode()),
+        EVENT_LIKE.map(lambda value: json.dumps(value).encode()),
+    ),
+    st.sampled_from(["problem.update", "other.type", None]),
+    st.sampled_from([None, "evt_1", "not an id!", ""]),
+)
+def test_any_message_is_an_event_or_unreadable(
+    body: bytes, routing_key: str | None, message_id: str | None
+) -> None:
+    read: Event | UnreadableEvent
+    try:
+        read = read_event(message(body=body, routing_key=routing_key, message_id=message_id))
+    except UnreadableEvent as error:
+        read = error
+    if isinstance(read, UnreadableEvent):
+        assert str(read), "a parked message says why"
+    else:
+        assert read.type == routing_key
+        assert isinstance(read.data, dict)

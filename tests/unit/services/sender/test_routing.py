@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.event_patterns import matches
 from schemas.webhooks import WebhookState
@@ -182,3 +184,44 @@ def test_routing_with_many_hashes_is_bounded(make_webhook: MakeWebhook) -> None:
     )
     assert routed_ids(index, ".".join(["a"] * 30)) == ["wh_hashes"]
     assert routed_ids(index, ".".join(["a"] * 29 + ["z"])) == ["wh_hashes", "wh_z"]
+
+
+# Property: after any sequence of puts (enabled or disabled, exact or pattern) and removals, the
+# index routes every type to exactly the enabled webhooks whose event matches it, each once.
+ROUTING_TYPES = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=5).map(".".join)
+ROUTING_EVENTS = st.lists(st.sampled_from(["a", "b", "c", "*", "#"]), min_size=1, max_size=5).map(
+    ".".join
+)
+CHANGES = st.lists(
+    st.tuples(st.integers(0, 9), ROUTING_EVENTS | ROUTING_TYPES, st.booleans(), st.booleans()),
+    max_size=40,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # a stateless factory
+@given(changes=CHANGES, event_types=st.lists(ROUTING_TYPES, min_size=1, max_size=8))
+def test_the_index_routes_as_matching_each_enabled_webhook_would(
+    make_webhook: MakeWebhook,
+    changes: list[tuple[int, str, bool, bool]],
+    event_types: list[str],
+) -> None:
+    index = RoutingIndex()
+    table: dict[str, WebhookState] = {}
+    for number, event, disabled, removed in changes:
+        webhook_id = f"wh_{number}"
+        if removed:
+            index.apply(webhook_id, None)
+            table.pop(webhook_id, None)
+        else:
+            state = make_webhook(id=webhook_id, event=event, disabled=disabled)
+            index.apply(webhook_id, state)
+            table[webhook_id] = state
+    for event_type in event_types:
+        routed = [webhook.id for webhook in index.route(event_type)]
+        assert len(routed) == len(set(routed)), "a webhook routed twice"
+        assert set(routed) == {
+            webhook_id
+            for webhook_id, state in table.items()
+            if not state.disabled and matches(state.event, event_type)
+        }
+    assert len(index) == sum(not state.disabled for state in table.values())
