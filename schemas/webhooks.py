@@ -38,6 +38,7 @@ MAX_URI_LENGTH = 2048
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 # 24 random bytes: 192 bits, inside Standard Webhooks' 24..64 byte range.
 SECRET_BYTES = 24
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
@@ -46,6 +47,22 @@ def _check_uri(value: str) -> str:
     """Accept a target the sender can reach as written (read as the sender reads it, by
     `schemas.targets`), and keep it exactly as given."""
     parse_target(value)
+    return value
+
+
+def _check_secret(value: str) -> str:
+    """A Standard Webhooks secret of the caller's choosing: `whsec_` and base64 of 24 to 64
+    bytes."""
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError(f"must start with {SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+    except ValueError:
+        raise ValueError(f"must be {SECRET_PREFIX} and base64") from None
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(
+            f"must hold {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes, not {len(key)}"
+        )
     return value
 
 
@@ -82,6 +99,14 @@ Uri = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=255)]
 Description = Annotated[str, AfterValidator(_check_description)]
 MailList = Annotated[str, Field(max_length=4096), AfterValidator(_check_mail_list)]
+Secret = Annotated[
+    str,
+    Field(
+        max_length=128,
+        description="A signing secret of your choosing: `whsec_` and base64 of 24 to 64 bytes.",
+    ),
+    AfterValidator(_check_secret),
+]
 
 
 class WebhookCreate(BaseModel):
@@ -95,6 +120,7 @@ class WebhookCreate(BaseModel):
     description: Description | None = None
     disabled: StrictBool = False  # `"yes"` or 1 is a mistake, not true
     mail_exceptions_to: MailList | None = None
+    secret: Secret | None = Field(default=None, description="Generated when not given.")
 
 
 class WebhookPatch(BaseModel):
@@ -119,6 +145,14 @@ class WebhookPatch(BaseModel):
     def changes(self) -> dict[str, Any]:
         """The fields the client sent; `null` clears the optional ones."""
         return self.model_dump(include=self.model_fields_set)
+
+
+class SecretRotate(BaseModel):
+    """The body of `POST /webhooks/:id/secret/rotate` (it may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: Secret | None = Field(default=None, description="Generated when not given.")
 
 
 class Webhook(BaseModel):
@@ -194,11 +228,27 @@ class WebhookDisabled(_Record):
     reason: str
 
 
+class WebhookSecretRotated(_Record):
+    """A new signing secret; the one it replaces keeps signing beside it until `previous_until`."""
+
+    kind: Literal["webhook.secret_rotated"] = "webhook.secret_rotated"
+    webhook_id: str
+    secret: str
+    previous_until: AwareDatetime
+
+
 # A change record of one webhook; markers (ReaderSynced) are skipped by readers before parsing,
 # and parsed here only in case an old reader wrote one without its message type.
-WebhookChange = WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled
+WebhookChange = (
+    WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled | WebhookSecretRotated
+)
 WebhookRecord = Annotated[
-    WebhookCreated | WebhookUpdated | WebhookDeleted | WebhookDisabled | ReaderSynced,
+    WebhookCreated
+    | WebhookUpdated
+    | WebhookDeleted
+    | WebhookDisabled
+    | WebhookSecretRotated
+    | ReaderSynced,
     Field(discriminator="kind"),
 ]
 WEBHOOK_RECORD = TypeAdapter(WebhookRecord)
@@ -231,6 +281,16 @@ class WebhookState:
     # When it was last enabled after being disabled: older failures no longer count toward
     # disabling it again.
     enabled_at: datetime | None = None
+    # The secret a rotation replaced, which signs beside `secret` until `previous_secret_until`.
+    previous_secret: str | None = None
+    previous_secret_until: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a request is signed with at `now`: the current one, and the one it
+        replaced while its grace period lasts."""
+        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
     def public(self, health: WebhookHealth = HEALTHY) -> Webhook:
         """What the API shows: no secret, no revision, and the health of its endpoint."""
@@ -280,6 +340,15 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
             state,
             disabled=True,
             disabled_reason=record.reason,
+            updated_at=record.at,
+            revision=offset,
+        )
+    if isinstance(record, WebhookSecretRotated):
+        return replace(
+            state,
+            secret=record.secret,
+            previous_secret=state.secret,
+            previous_secret_until=record.previous_until,
             updated_at=record.at,
             revision=offset,
         )

@@ -16,11 +16,14 @@ from schemas.events import Event, new_event_id
 from schemas.targets import TargetRefused
 from schemas.topology import DELIVER_KEY
 from schemas.webhooks import (
+    SecretRotate,
     Webhook,
+    WebhookChange,
     WebhookCreate,
     WebhookCreated,
     WebhookDeleted,
     WebhookPatch,
+    WebhookSecretRotated,
     WebhookState,
     WebhookUpdated,
     evolve,
@@ -48,6 +51,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch("/webhooks/{id}", update)
     app.router.add_delete("/webhooks/{id}", delete)
     app.router.add_get("/webhooks/{id}/secret", get_secret)
+    app.router.add_post("/webhooks/{id}/secret/rotate", rotate_secret)
     app.router.add_post("/webhooks/{id}/test", test_call)
 
 
@@ -96,8 +100,42 @@ async def get_one(request: web.Request) -> web.Response:
     return web.json_response(_show(_router(request), _found(request)))
 
 
+def _secrets(state: WebhookState) -> dict[str, Any]:
+    """The signing secret, and until when the one it replaced still signs beside it."""
+    shown: dict[str, Any] = {"secret": state.secret}
+    until = state.previous_secret_until
+    if until is not None and len(state.signing_secrets(datetime.now(UTC))) > 1:
+        shown["previous_secret_expires_at"] = until.isoformat().replace("+00:00", "Z")
+    return shown
+
+
 async def get_secret(request: web.Request) -> web.Response:
-    return web.json_response({"secret": _found(request).secret})
+    return web.json_response(_secrets(_found(request)))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new signing secret at once (the caller's, or a generated one); the old one keeps
+    signing beside it for the grace period, so subscribers can switch without a gap."""
+    router = _router(request)
+    state = _found(request)
+    try:
+        body = SecretRotate.model_validate(await read_json(request) if await request.read() else {})
+    except ValidationError as error:
+        return error_response(400, "invalid secret", errors=field_errors(error))
+    now = datetime.now(UTC)
+    record = WebhookSecretRotated(
+        at=now,
+        webhook_id=state.id,
+        secret=body.secret or new_secret(),
+        previous_until=now + router.secret_grace,
+    )
+    await _commit(router, record)
+    log.info(
+        "webhook.secret_rotated", webhook_id=state.id, grace_s=router.secret_grace.total_seconds()
+    )
+    rotated = router.webhook_log.table.get(state.id) or evolve(state, record, state.revision)
+    assert rotated is not None, "a rotation keeps the webhook"
+    return web.json_response(_secrets(rotated))
 
 
 async def create(request: web.Request) -> web.Response:
@@ -117,7 +155,7 @@ async def create(request: web.Request) -> web.Response:
         description=body.description,
         disabled=body.disabled,
         mail_exceptions_to=body.mail_exceptions_to,
-        secret=new_secret(),
+        secret=body.secret or new_secret(),
     )
     await _commit(router, record, webhook_id=record.webhook_id)
     state = router.webhook_log.table.get(record.webhook_id) or evolve(None, record, -1)
@@ -199,7 +237,7 @@ async def test_call(request: web.Request) -> web.Response:
 
 async def _commit(
     router: Router,
-    record: WebhookCreated | WebhookUpdated | WebhookDeleted,
+    record: WebhookChange,
     **extra: str,
 ) -> bool:
     """Append a change; True once this replica has read it back, False when it is stored (the

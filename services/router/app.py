@@ -4,6 +4,7 @@ with auto-disable; and failure mail. (Events are routed by the senders, next to 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -69,6 +70,7 @@ def create_app(settings: RouterSettings) -> web.Application:
             webhook_log=webhook_log,
             health=health,
             target_policy=settings.target_policy,
+            secret_grace=timedelta(seconds=settings.secret_grace_s),
         )
         app[ROUTER] = router
         app[READINESS]["broker"] = lambda: is_connected(connection)

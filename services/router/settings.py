@@ -26,6 +26,8 @@ class RouterSettings(ServiceSettings):
     def admin_tokens(self) -> tuple[str, ...]:
         return split_tokens(self.admin_token.get_secret_value())
 
+    # How long a rotated-out signing secret keeps signing beside the new one.
+    secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
     # Disable a webhook that has failed continuously this long and at least this many attempts
     # (both must hold): 5 days as Svix, 20 attempts as Xurrent.
     disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)

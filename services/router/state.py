@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
@@ -26,6 +27,8 @@ class Router:
     health: HealthView
     # Where webhooks may send: refused targets are answered 422 at create and update.
     target_policy: TargetPolicy
+    # How long a rotated-out secret keeps signing beside the new one.
+    secret_grace: timedelta
     # Ids of the disabled webhooks, so the gauge costs nothing per change.
     disabled: set[str] = field(default_factory=set)
 

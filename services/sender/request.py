@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from schemas.deliveries import DeliveredPayload, DeliveryTask
 from schemas.webhooks import WebhookState
@@ -24,9 +25,13 @@ class PreparedRequest:
 def prepare_request(task: DeliveryTask, webhook: WebhookState, now_s: int) -> PreparedRequest:
     """A signed Standard Webhooks POST of the event to the webhook's uri."""
     body = DeliveredPayload.of(task.event, webhook.id).body()
+    # After a rotation the old secret signs beside the new one for a while: a subscriber that has
+    # not switched yet still finds a signature it can check.
+    now = datetime.fromtimestamp(now_s, UTC)
+    keys = [secret_key(secret) for secret in webhook.signing_secrets(now)]
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        **signature_headers([secret_key(webhook.secret)], task.delivery_id, now_s, body),
+        **signature_headers(keys, task.delivery_id, now_s, body),
     }
     return PreparedRequest(method="POST", url=webhook.uri, headers=headers, body=body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -219,6 +220,39 @@ async def test_allowed_targets_and_https_only_are_the_operators_choice(
     assert response.status == 422
     assert "only https" in (await response.json())["errors"][0]["message"]
     await create_webhook(strict, event="a.b", uri="https://e.com/")
+
+
+async def test_a_secret_is_rotated_with_the_old_one_signing_through_the_grace(
+    router: TestClient[Any, Any],
+) -> None:
+    """A create may bring its own secret; a rotation answers the new secret at once and says
+    until when the old one signs beside it; a bad secret is a 400 and changes nothing."""
+    own = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    made = await create_webhook(router, event="a.b", uri="https://e.com/", secret=own)
+    assert made["secret"] == own
+    path = f"/webhooks/{made['id']}/secret"
+    assert await (await router.get(path, headers=AUTH)).json() == {"secret": own}
+
+    before = datetime.now(UTC)
+    response = await router.post(f"{path}/rotate", headers=AUTH)  # no body: a generated one
+    assert response.status == 200
+    rotated = await response.json()
+    assert rotated["secret"].startswith("whsec_")
+    assert rotated["secret"] != own
+    expires = datetime.fromisoformat(rotated["previous_secret_expires_at"])
+    assert timedelta(hours=23) < expires - before < timedelta(hours=25)
+    assert await (await router.get(path, headers=AUTH)).json() == rotated
+
+    chosen = "whsec_" + base64.b64encode(b"c" * 24).decode()
+    response = await router.post(f"{path}/rotate", json={"secret": chosen}, headers=AUTH)
+    assert (await response.json())["secret"] == chosen
+
+    response = await router.post(f"{path}/rotate", json={"secret": "whsec_short"}, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"][0]["field"] == "secret"
+    assert (await (await router.get(path, headers=AUTH)).json())["secret"] == chosen
+    missing = await router.post("/webhooks/wh_nope/secret/rotate", headers=AUTH)
+    assert missing.status == 404
 
 
 async def test_the_api_needs_the_admin_token(router: TestClient[Any, Any]) -> None:

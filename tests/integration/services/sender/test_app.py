@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,8 @@ from schemas.events import Event
 from schemas.topology import DELIVER_KEY, REASON_HEADER, REPEAT_HEADER
 from schemas.webhooks import (
     WebhookDeleted,
+    WebhookSecretRotated,
+    new_secret,
 )
 from tests.integration.services.sender.conftest import SenderFactory, Upstream
 from tests.support.broker import message_count, take_all
@@ -61,6 +63,27 @@ async def test_a_delivery_arrives_signed_as_standard_webhooks_says(
     metrics = await (await sender.get("/metrics")).text()
     assert 'hookline_deliveries_total{outcome="delivered"} 1.0' in metrics
     assert 'hookline_delivery_attempts_total{status_class="2xx"} 1.0' in metrics
+
+
+async def test_after_a_rotation_a_delivery_verifies_with_the_old_and_the_new_secret(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A subscriber that has not switched to the new secret yet still verifies what arrives."""
+    webhook = await upstream.webhook(f"{receiver.url}/rotated")
+    new = new_secret()
+    await upstream.log.append(
+        WebhookSecretRotated(
+            at=datetime.now(UTC),
+            webhook_id=webhook.id,
+            secret=new,
+            previous_until=datetime.now(UTC) + timedelta(hours=1),
+        )
+    )
+    await upstream.deliver(webhook)
+    [request] = await receiver.wait_for(1, path="/rotated")
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (webhook.secret, new):
+        assert Webhook(secret).verify(request.body, request.headers)["webhook_id"] == webhook.id
 
 
 async def test_failures_are_retried_on_the_schedule_with_the_same_id(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from standardwebhooks.webhooks import Webhook
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from svix.webhooks import Webhook as SvixWebhook
+from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from schemas.deliveries import DeliveredPayload, DeliveryTask
 from schemas.events import Event
-from schemas.webhooks import WebhookState
+from schemas.webhooks import WebhookState, new_secret
 from services.sender.request import prepare_request
 
 
@@ -46,3 +50,30 @@ def test_prepare_request_signs_with_the_webhook_secret(
     payload = Webhook(webhook.secret).verify(request.body, signed)
     assert payload["webhook_id"] == webhook.id
     assert payload["id"] == "evt_1"
+
+
+def test_after_a_rotation_both_secrets_sign_until_the_grace_ends(
+    make_event: Callable[..., Event], make_webhook: Callable[..., WebhookState]
+) -> None:
+    """Two `v1,` signatures, space-separated: a subscriber with the old secret and one with the
+    new both verify, with standardwebhooks and with svix; once the grace is over, only the new
+    one signs."""
+    old, new = new_secret(), new_secret()
+    now_s = int(time.time())
+    until = datetime.fromtimestamp(now_s + 60, UTC)
+    webhook = make_webhook(secret=new, previous_secret=old, previous_secret_until=until)
+    request = prepare_request(task_for(make_event(), webhook), webhook, now_s)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    signed = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
+    for secret in (old, new):
+        assert Webhook(secret).verify(request.body, signed)["id"] == "evt_1"
+        SvixWebhook(secret).verify(request.body, signed)  # raises unless one signature holds
+
+    later = prepare_request(task_for(make_event(), webhook), webhook, now_s + 60)
+    assert len(later.headers["webhook-signature"].split(" ")) == 1
+    signed_later = {k: v for k, v in later.headers.items() if k.startswith("webhook-")}
+    assert Webhook(new).verify(later.body, signed_later)["id"] == "evt_1"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(later.body, signed_later)
+    with pytest.raises(SvixVerificationError):
+        SvixWebhook(old).verify(later.body, signed_later)
