@@ -97,6 +97,7 @@ Uri = Annotated[
     AfterValidator(_check_uri),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=255)]
+Account = Annotated[str, Field(min_length=1, max_length=255)]
 Description = Annotated[str, AfterValidator(_check_description)]
 MailList = Annotated[str, Field(max_length=4096), AfterValidator(_check_mail_list)]
 Secret = Annotated[
@@ -121,6 +122,11 @@ class WebhookCreate(BaseModel):
     disabled: StrictBool = False  # `"yes"` or 1 is a mistake, not true
     mail_exceptions_to: MailList | None = None
     secret: Secret | None = Field(default=None, description="Generated when not given.")
+    account: Account | None = Field(
+        default=None,
+        description="The account the webhook belongs to: it gets only that account's events. "
+        "A token scoped to an account creates webhooks of that account only.",
+    )
 
 
 class WebhookPatch(BaseModel):
@@ -167,6 +173,7 @@ class Webhook(BaseModel):
     description: str | None = None
     disabled: bool = False
     mail_exceptions_to: str | None = None
+    account: str | None = None
     disabled_reason: str | None = Field(
         default=None,
         description="Why Hookline disabled the webhook (410 Gone, failing too long); cleared when "
@@ -207,6 +214,7 @@ class WebhookCreated(_Record):
     disabled: bool = False
     mail_exceptions_to: str | None = None
     secret: str
+    account: str | None = None
 
 
 class WebhookUpdated(_Record):
@@ -284,6 +292,8 @@ class WebhookState:
     # The secret a rotation replaced, which signs beside `secret` until `previous_secret_until`.
     previous_secret: str | None = None
     previous_secret_until: datetime | None = None
+    # The account it belongs to: it gets only that account's events (None: every event).
+    account: str | None = None
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets a request is signed with at `now`: the current one, and the one it
@@ -302,6 +312,7 @@ class WebhookState:
             description=self.description,
             disabled=self.disabled,
             mail_exceptions_to=self.mail_exceptions_to,
+            account=self.account,
             disabled_reason=self.disabled_reason,
             created_at=self.created_at,
             updated_at=self.updated_at,
@@ -327,6 +338,7 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
             created_at=record.at,
             updated_at=record.at,
             revision=offset,
+            account=record.account,
         )
     if state is None:
         return None

@@ -32,7 +32,12 @@ from schemas.webhooks import (
 )
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
-from services.runtime.http_errors import error_response, field_errors, http_error
+from services.runtime.http_errors import (
+    ACCOUNT_SCOPE,
+    error_response,
+    field_errors,
+    http_error,
+)
 from services.runtime.json_body import read_json
 from services.runtime.webhook_log import LogBehind
 
@@ -64,16 +69,24 @@ def _show(router: Router, state: WebhookState) -> dict[str, Any]:
     return webhook.model_dump(mode="json")
 
 
+def _visible(request: web.Request, state: WebhookState) -> bool:
+    """A token scoped to an account sees only that account's webhooks."""
+    scope = request.get(ACCOUNT_SCOPE)
+    return scope is None or state.account == scope
+
+
 def _listing(request: web.Request, disabled: bool | None) -> web.Response:
     router = _router(request)
     states = sorted(
-        router.webhook_log.table.webhooks.values(),
+        (
+            state
+            for state in router.webhook_log.table.webhooks.values()
+            if _visible(request, state) and (disabled is None or state.disabled == disabled)
+        ),
         key=lambda state: (state.created_at, state.id),
         reverse=True,
     )
-    return web.json_response(
-        [_show(router, state) for state in states if disabled is None or state.disabled == disabled]
-    )
+    return web.json_response([_show(router, state) for state in states])
 
 
 async def list_all(request: web.Request) -> web.Response:
@@ -91,7 +104,7 @@ async def list_disabled(request: web.Request) -> web.Response:
 def _found(request: web.Request) -> WebhookState:
     webhook_id = request.match_info["id"]
     state = _router(request).webhook_log.table.get(webhook_id)
-    if state is None:
+    if state is None or not _visible(request, state):  # another account's is not found either
         raise http_error(web.HTTPNotFound, "webhook not found", id=webhook_id)
     return state
 
@@ -146,6 +159,14 @@ async def create(request: web.Request) -> web.Response:
         return error_response(400, "invalid webhook", errors=field_errors(error))
     if (refused := _refused_target(router, body.uri)) is not None:
         return refused
+    account = body.account
+    if (scope := request.get(ACCOUNT_SCOPE)) is not None:
+        if account not in (None, scope):
+            message = f"this token creates webhooks of account {scope!r} only"
+            return error_response(
+                422, "account not allowed", errors=[{"field": "account", "message": message}]
+            )
+        account = scope
     record = WebhookCreated(
         at=datetime.now(UTC),
         webhook_id=new_webhook_id(),
@@ -156,6 +177,7 @@ async def create(request: web.Request) -> web.Response:
         disabled=body.disabled,
         mail_exceptions_to=body.mail_exceptions_to,
         secret=body.secret or new_secret(),
+        account=account,
     )
     await _commit(router, record, webhook_id=record.webhook_id)
     state = router.webhook_log.table.get(record.webhook_id) or evolve(None, record, -1)

@@ -40,7 +40,11 @@ def create_app(settings: RouterSettings) -> web.Application:
     metrics = RouterMetrics(registry)
     app = base_app(registry, client_max_size=MAX_BODY_BYTES)
     app.middlewares.append(
-        bearer_auth(settings.admin_tokens, lambda path: path.startswith("/webhooks"))
+        bearer_auth(
+            settings.admin_tokens,
+            lambda path: path.startswith("/webhooks"),
+            scoped=settings.scoped_tokens,
+        )
     )
     api.add_routes(app)
 

@@ -8,6 +8,18 @@ from services.router.smtp import SmtpServer
 from services.runtime.settings import ServiceSettings, split_tokens
 
 
+def parse_account_tokens(value: str) -> dict[str, str]:
+    """`acme:tok1, globex:tok2` → {"tok1": "acme", "tok2": "globex"}; ValueError names the entry
+    that is wrong, by position (never the token)."""
+    scoped: dict[str, str] = {}
+    for position, entry in enumerate(split_tokens(value), start=1):
+        account, _, token = entry.partition(":")
+        if not account.strip() or not token.strip():
+            raise ValueError(f"entry {position} is not account:token")
+        scoped[token.strip()] = account.strip()
+    return scoped
+
+
 class RouterSettings(ServiceSettings):
     port: int = Field(default=8001, ge=0, le=65535)
     # Several, comma-separated: a new one is added, then the old one removed, without downtime.
@@ -25,6 +37,24 @@ class RouterSettings(ServiceSettings):
     @property
     def admin_tokens(self) -> tuple[str, ...]:
         return split_tokens(self.admin_token.get_secret_value())
+
+    # Tokens scoped to an account, `account:token`, comma-separated: such a token sees and changes
+    # only its account's webhooks, and creates webhooks of that account only.
+    account_tokens: SecretStr | None = None
+
+    @field_validator("account_tokens")
+    @classmethod
+    def _account_tokens_read(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_account_tokens(value.get_secret_value())  # ValueError says which entry
+        return value
+
+    @property
+    def scoped_tokens(self) -> dict[str, str]:
+        """token → account."""
+        if self.account_tokens is None:
+            return {}
+        return parse_account_tokens(self.account_tokens.get_secret_value())
 
     # How long a rotated-out signing secret keeps signing beside the new one.
     secret_grace_s: float = Field(default=24 * 3600.0, ge=0)

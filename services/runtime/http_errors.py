@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -58,12 +58,26 @@ def http_error(
     )
 
 
-def bearer_auth(tokens: Sequence[str], protected: Callable[[str], bool]) -> Callable[..., Any]:
-    """A middleware that asks for `Authorization: Bearer <one of tokens>` on the protected paths.
+# The account a request's token is scoped to; absent for a token of every account.
+ACCOUNT_SCOPE = web.RequestKey("account_scope", str)
+
+
+def bearer_auth(
+    tokens: Sequence[str],
+    protected: Callable[[str], bool],
+    *,
+    scoped: Mapping[str, str] | None = None,
+) -> Callable[..., Any]:
+    """A middleware that asks for `Authorization: Bearer <token>` on the protected paths: one of
+    `tokens` (unscoped), or one of `scoped` (token → account), whose account it puts on the
+    request as ACCOUNT_SCOPE.
 
     The header is compared with every token, each in constant time, so the answer's timing says
     neither how much of a token was right nor which one matched."""
-    expected = [f"Bearer {token}".encode() for token in tokens]
+    expected: list[tuple[bytes, str | None]] = [
+        (f"Bearer {token}".encode(), None) for token in tokens
+    ]
+    expected += [(f"Bearer {token}".encode(), account) for token, account in (scoped or {}).items()]
     if not expected:
         raise ValueError("at least one token is needed")
 
@@ -74,9 +88,10 @@ def bearer_auth(tokens: Sequence[str], protected: Callable[[str], bool]) -> Call
                 given = request.headers.get("Authorization", "").encode()
             except UnicodeError:  # bytes no token of ours has
                 given = b""
-            matched = False
-            for token in expected:
-                matched |= hmac.compare_digest(given, token)
+            matched, scope = False, None
+            for token, account in expected:
+                if hmac.compare_digest(given, token):
+                    matched, scope = True, account
             if not matched:
                 log.info(
                     "request.unauthorized",
@@ -88,6 +103,8 @@ def bearer_auth(tokens: Sequence[str], protected: Callable[[str], bool]) -> Call
                 response = error_response(401, "missing or wrong bearer token")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="hookline"'
                 return response
+            if scope is not None:
+                request[ACCOUNT_SCOPE] = scope
         return await handler(request)
 
     return middleware

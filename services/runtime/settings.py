@@ -37,7 +37,10 @@ Delays = RetrySchedule
 class ServiceSettings(BaseSettings):
     """What a Hookline service needs to reach the broker and serve its HTTP edge."""
 
-    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore", frozen=True)
+    # Inputs stay out of validation errors: they may be tokens or passwords.
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKLINE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     prefix: str = Field(

@@ -182,7 +182,7 @@ class FanOut:
             raise TableNotCurrent(
                 "not_current", f"the webhooks stream was not followed within {self._hold_s:g}s"
             ) from None
-        webhooks = self._index.route(event.type)
+        webhooks = self._index.route(event.type, event.account)
         # A redelivered event may have been routed already: its deliveries say so, and senders
         # check what is recorded before they attempt them.
         repeat = may_repeat(message)

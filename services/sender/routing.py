@@ -22,17 +22,13 @@ class _Node:
 
 
 class RoutingIndex:
-    """The enabled webhooks: exact types in a dict, patterns in a trie over their words.
-
-    The trie is what RabbitMQ's topic exchange uses: routing a type costs the nodes its words
-    reach, not the number of patterns, so thousands of account-scoped patterns that do not match
-    cost nothing.
-    """
+    """The enabled webhooks, one set of subscriptions per account (and one for the webhooks of no
+    account): an event of an account is routed in that account's set and in the set of no
+    account, so other accounts' webhooks cost its routing nothing, however many there are."""
 
     def __init__(self, webhooks: Iterable[WebhookState] = ()) -> None:
-        self._exact: dict[str, dict[str, WebhookState]] = {}
-        self._root = _Node("")
-        self._event_of: dict[str, str] = {}
+        self._by_account: dict[str | None, _Subscriptions] = {}
+        self._account_of: dict[str, str | None] = {}
         for webhook in webhooks:
             self.put(webhook)
 
@@ -41,6 +37,56 @@ class RoutingIndex:
         self.remove(webhook.id)
         if webhook.disabled:
             return
+        subscriptions = self._by_account.get(webhook.account)
+        if subscriptions is None:
+            subscriptions = self._by_account[webhook.account] = _Subscriptions()
+        subscriptions.put(webhook)
+        self._account_of[webhook.id] = webhook.account
+
+    def apply(self, webhook_id: str, state: WebhookState | None) -> None:
+        """Follow one change of the webhook table (None: deleted)."""
+        if state is None:
+            self.remove(webhook_id)
+        else:
+            self.put(state)
+
+    def remove(self, webhook_id: str) -> None:
+        """Take a webhook out of routing; an unknown id is ignored."""
+        if webhook_id not in self._account_of:
+            return
+        account = self._account_of.pop(webhook_id)
+        subscriptions = self._by_account[account]
+        subscriptions.remove(webhook_id)
+        if not subscriptions:
+            del self._by_account[account]
+
+    def route(self, event_type: str, account: str | None = None) -> list[WebhookState]:
+        """Every enabled webhook subscribed to `event_type`, each once: those of no account, and
+        those of the event's account."""
+        everyone = self._by_account.get(None)
+        found = everyone.route(event_type) if everyone is not None else []
+        if account is not None and (own := self._by_account.get(account)) is not None:
+            found.extend(own.route(event_type))
+        return found
+
+    def __len__(self) -> int:
+        return len(self._account_of)
+
+
+class _Subscriptions:
+    """Webhooks' subscriptions: exact types in a dict, patterns in a trie over their words.
+
+    The trie is what RabbitMQ's topic exchange uses: routing a type costs the nodes its words
+    reach, not the number of patterns, so thousands of patterns that do not match cost nothing.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, dict[str, WebhookState]] = {}
+        self._root = _Node("")
+        self._event_of: dict[str, str] = {}
+
+    def put(self, webhook: WebhookState) -> None:
+        """Add a webhook (not in here yet)."""
         self._event_of[webhook.id] = webhook.event
         if not is_pattern(webhook.event):
             self._exact.setdefault(webhook.event, {})[webhook.id] = webhook
@@ -56,15 +102,8 @@ class RoutingIndex:
             node.webhooks = {}
         node.webhooks[webhook.id] = webhook
 
-    def apply(self, webhook_id: str, state: WebhookState | None) -> None:
-        """Follow one change of the webhook table (None: deleted)."""
-        if state is None:
-            self.remove(webhook_id)
-        else:
-            self.put(state)
-
     def remove(self, webhook_id: str) -> None:
-        """Take a webhook out of routing; an unknown id is ignored."""
+        """Take a webhook out; an unknown id is ignored."""
         event = self._event_of.pop(webhook_id, None)
         if event is None:
             return

@@ -255,6 +255,63 @@ async def test_a_secret_is_rotated_with_the_old_one_signing_through_the_grace(
     assert missing.status == 404
 
 
+async def test_a_token_scoped_to_an_account_sees_and_changes_only_its_webhooks(
+    settings: RouterSettings, serve_app: AppServer
+) -> None:
+    """acme's token creates acme's webhooks (whatever the body says, another account is a 422),
+    lists and reads only them, and a globex webhook is a 404 to it; the admin token sees all."""
+    scoped = settings.model_copy(
+        update={"account_tokens": SecretStr("acme:acme-token, globex:globex-token")}
+    )
+    router = await serve_app(create_app(scoped))
+    acme = {"Authorization": "Bearer acme-token"}
+    globex = {"Authorization": "Bearer globex-token"}
+
+    response = await router.post(
+        "/webhooks", json={"event": "a.b", "uri": "https://e.com/a"}, headers=acme
+    )
+    assert response.status == 201
+    acme_hook = await response.json()
+    assert acme_hook["account"] == "acme"
+    response = await router.post(
+        "/webhooks",
+        json={"event": "a.b", "uri": "https://e.com/x", "account": "globex"},
+        headers=acme,
+    )
+    assert response.status == 422
+    assert (await response.json())["errors"][0]["field"] == "account"
+    globex_hook = await (
+        await router.post(
+            "/webhooks", json={"event": "a.b", "uri": "https://e.com/g"}, headers=globex
+        )
+    ).json()
+    shared = await create_webhook(router, event="a.b", uri="https://e.com/s")
+    assert shared["account"] is None
+
+    listed = await (await router.get("/webhooks", headers=acme)).json()
+    assert [webhook["id"] for webhook in listed] == [acme_hook["id"]]
+    foreign = f"/webhooks/{globex_hook['id']}"
+    for method, path in [
+        ("GET", foreign),
+        ("PATCH", foreign),
+        ("DELETE", foreign),
+        ("GET", f"{foreign}/secret"),
+        ("POST", f"{foreign}/secret/rotate"),
+        ("POST", f"{foreign}/test"),
+        ("GET", f"/webhooks/{shared['id']}"),
+    ]:
+        body = {"name": "mine now"} if method == "PATCH" else None
+        response = await router.request(method, path, json=body, headers=acme)
+        assert response.status == 404, (method, path)
+    everything = await (await router.get("/webhooks", headers=AUTH)).json()
+    assert {webhook["id"] for webhook in everything} == {
+        acme_hook["id"],
+        globex_hook["id"],
+        shared["id"],
+    }
+    assert (await router.get(foreign, headers=AUTH)).status == 200
+
+
 async def test_the_api_needs_the_admin_token(router: TestClient[Any, Any]) -> None:
     """Without the bearer token the API answers 401; health and metrics stay open."""
     assert (await router.get("/webhooks")).status == 401

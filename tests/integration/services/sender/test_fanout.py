@@ -45,6 +45,27 @@ async def test_one_event_reaches_each_matching_webhook_only(
     assert await metric(sender, "hookline_deliveries_routed_total") == 50
 
 
+async def test_an_accounts_events_reach_its_webhooks_and_those_of_no_account(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """An event of acme reaches acme's webhooks and the ones of no account, never globex's; an
+    event of no account reaches only the ones of no account."""
+    await upstream.webhook(f"{receiver.url}/acme", event="ticket.*", account="acme")
+    await upstream.webhook(f"{receiver.url}/globex", event="ticket.*", account="globex")
+    await upstream.webhook(f"{receiver.url}/everyone", event="ticket.*")
+    await upstream.publish_event(
+        {"type": "ticket.create", "id": "evt_acme", "account": "acme", "data": {}}
+    )
+    await upstream.publish_event({"type": "ticket.create", "id": "evt_none", "data": {}})
+    await receiver.wait_for(3)
+    await asyncio.sleep(0.3)
+    assert sorted((r.path, r.json()["id"]) for r in receiver.requests) == [
+        ("/acme", "evt_acme"),
+        ("/everyone", "evt_acme"),
+        ("/everyone", "evt_none"),
+    ]
+
+
 async def test_a_repeated_event_id_is_routed_once(
     sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
 ) -> None:

@@ -48,3 +48,23 @@ def test_an_admin_token_of_only_commas_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", " , ")
     with pytest.raises(ValidationError, match="at least one token"):
         RouterSettings()
+
+
+def test_account_tokens_map_each_token_to_its_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    monkeypatch.setenv("HOOKLINE_ACCOUNT_TOKENS", "acme:tok-a1, acme:tok-a2 ,globex:tok-g")
+    assert RouterSettings().scoped_tokens == {"tok-a1": "acme", "tok-a2": "acme", "tok-g": "globex"}
+    monkeypatch.delenv("HOOKLINE_ACCOUNT_TOKENS")
+    assert RouterSettings().scoped_tokens == {}
+
+
+@pytest.mark.parametrize("value", ["tok-without-account", "acme:", ":tok-x", "acme:tok,globex"])
+def test_an_account_token_entry_must_be_account_and_token(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """The error says which entry is wrong, never what the token is."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    monkeypatch.setenv("HOOKLINE_ACCOUNT_TOKENS", value)
+    with pytest.raises(ValidationError, match="is not account:token") as caught:
+        RouterSettings()
+    assert value not in str(caught.value)

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, ValidationError
 
-from services.runtime.http_errors import bearer_auth, field_errors, field_path
+from services.runtime.http_errors import ACCOUNT_SCOPE, bearer_auth, field_errors, field_path
 
 
 class Item(BaseModel):
@@ -123,3 +123,18 @@ async def test_a_token_that_is_not_utf8_is_401_not_500(
     writer.close()
     await writer.wait_closed()
     assert answer.startswith(b"HTTP/1.1 401 ")
+
+
+async def test_a_scoped_token_puts_its_account_on_the_request() -> None:
+    async def whose(request: web.Request) -> web.Response:
+        return web.json_response({"account": request.get(ACCOUNT_SCOPE)})
+
+    auth = bearer_auth(["root"], lambda _path: True, scoped={"acme-token": "acme"})
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/", whose)
+    async with TestClient(TestServer(app)) as test_client:
+        for token, account in (("root", None), ("acme-token", "acme")):
+            response = await test_client.get("/", headers={"Authorization": f"Bearer {token}"})
+            assert await response.json() == {"account": account}
+        response = await test_client.get("/", headers={"Authorization": "Bearer acme"})
+        assert response.status == 401

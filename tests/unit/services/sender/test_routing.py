@@ -81,8 +81,8 @@ def test_len_counts_enabled_webhooks(make_webhook: MakeWebhook) -> None:
 
 
 def trie_nodes(index: RoutingIndex) -> int:
-    """How many nodes the index's pattern trie holds, its root included."""
-    count, todo = 0, [index._root]
+    """How many nodes the index's pattern tries hold, their roots included."""
+    count, todo = 0, [subscriptions._root for subscriptions in index._by_account.values()]
     while todo:
         node = todo.pop()
         count += 1
@@ -186,42 +186,51 @@ def test_routing_with_many_hashes_is_bounded(make_webhook: MakeWebhook) -> None:
     assert routed_ids(index, ".".join(["a"] * 29 + ["z"])) == ["wh_hashes", "wh_z"]
 
 
-# Property: after any sequence of puts (enabled or disabled, exact or pattern) and removals, the
-# index routes every type to exactly the enabled webhooks whose event matches it, each once.
+# Property: after any sequence of puts (enabled or disabled, exact or pattern, of an account or
+# of none) and removals, the index routes every type, of an account or of none, to exactly the
+# enabled webhooks whose event matches it and whose account is the event's or none, each once.
 ROUTING_TYPES = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=5).map(".".join)
 ROUTING_EVENTS = st.lists(st.sampled_from(["a", "b", "c", "*", "#"]), min_size=1, max_size=5).map(
     ".".join
 )
+ACCOUNTS = st.sampled_from([None, "acme", "globex"])
 CHANGES = st.lists(
-    st.tuples(st.integers(0, 9), ROUTING_EVENTS | ROUTING_TYPES, st.booleans(), st.booleans()),
+    st.tuples(
+        st.integers(0, 9), ROUTING_EVENTS | ROUTING_TYPES, ACCOUNTS, st.booleans(), st.booleans()
+    ),
     max_size=40,
 )
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # a stateless factory
-@given(changes=CHANGES, event_types=st.lists(ROUTING_TYPES, min_size=1, max_size=8))
+@given(
+    changes=CHANGES,
+    events=st.lists(st.tuples(ROUTING_TYPES, ACCOUNTS), min_size=1, max_size=8),
+)
 def test_the_index_routes_as_matching_each_enabled_webhook_would(
     make_webhook: MakeWebhook,
-    changes: list[tuple[int, str, bool, bool]],
-    event_types: list[str],
+    changes: list[tuple[int, str, str | None, bool, bool]],
+    events: list[tuple[str, str | None]],
 ) -> None:
     index = RoutingIndex()
     table: dict[str, WebhookState] = {}
-    for number, event, disabled, removed in changes:
+    for number, event, account, disabled, removed in changes:
         webhook_id = f"wh_{number}"
         if removed:
             index.apply(webhook_id, None)
             table.pop(webhook_id, None)
         else:
-            state = make_webhook(id=webhook_id, event=event, disabled=disabled)
+            state = make_webhook(id=webhook_id, event=event, account=account, disabled=disabled)
             index.apply(webhook_id, state)
             table[webhook_id] = state
-    for event_type in event_types:
-        routed = [webhook.id for webhook in index.route(event_type)]
+    for event_type, event_account in events:
+        routed = [webhook.id for webhook in index.route(event_type, event_account)]
         assert len(routed) == len(set(routed)), "a webhook routed twice"
         assert set(routed) == {
             webhook_id
             for webhook_id, state in table.items()
-            if not state.disabled and matches(state.event, event_type)
+            if not state.disabled
+            and matches(state.event, event_type)
+            and state.account in (None, event_account)
         }
     assert len(index) == sum(not state.disabled for state in table.values())
