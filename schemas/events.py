@@ -8,7 +8,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+)
 
 # One word of an event type: letters, digits, '_', '-' (`request.team-changed`, `recordApproval`).
 TYPE_WORD = r"[A-Za-z0-9_-]+"
@@ -66,7 +74,17 @@ EventId = Annotated[
         description="The event's id, also its idempotency key: the same id twice is one event.",
     ),
 ]
-ObjectId = StrictInt | Annotated[str, Field(min_length=1, max_length=255)]
+ObjectId = (
+    Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[str, Field(min_length=1, max_length=255)]
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    """A time given as a number (pydantic would read it as Unix seconds) is a mistake here."""
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
 
 
 class EventIn(BaseModel):
@@ -83,7 +101,7 @@ class EventIn(BaseModel):
     object_id: ObjectId | None = Field(
         default=None, description="The id of the object the event is about."
     )
-    time: AwareDatetime | None = Field(
+    time: Annotated[AwareDatetime | None, BeforeValidator(_rfc3339_text)] = Field(
         default=None, description="When it happened (RFC 3339 with a zone); defaults to receipt."
     )
     account: Annotated[str, Field(min_length=1, max_length=255)] | None = None

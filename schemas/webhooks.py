@@ -93,7 +93,11 @@ EventPattern = Annotated[
 ]
 Uri = Annotated[
     str,
-    Field(max_length=MAX_URI_LENGTH, description="Where Hookline POSTs, http or https."),
+    Field(
+        max_length=MAX_URI_LENGTH,
+        description="Where Hookline POSTs, http or https.",
+        examples=["https://example.com/hooks/hookline"],
+    ),
     AfterValidator(_check_uri),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=255)]

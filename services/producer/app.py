@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from services.producer.ingest import PRODUCER, Ingest
 from services.producer.metrics import ProducerMetrics
+from services.producer.openapi import producer_document
 from services.producer.sdk import Producer
 from services.producer.settings import ProducerSettings
 from services.runtime.broker import (
@@ -18,6 +19,7 @@ from services.runtime.broker import (
     redeclare_on_reconnect,
 )
 from services.runtime.http_errors import bearer_auth
+from services.runtime.openapi import add_openapi_route
 from services.runtime.server import READINESS, base_app
 
 
@@ -33,6 +35,7 @@ def create_app(settings: ProducerSettings) -> web.Application:
         connected=lambda: all(check() for check in app[READINESS].values()),
     )
     app.router.add_post("/events", ingest.post_events)
+    add_openapi_route(app, producer_document(max_batch=settings.max_batch))
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         connection = await connect(settings, "producer")

@@ -14,6 +14,7 @@ from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
+from services.router.openapi import router_document
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -26,6 +27,7 @@ from services.runtime.broker import (
 )
 from services.runtime.consuming import WorkConsumer
 from services.runtime.http_errors import bearer_auth
+from services.runtime.openapi import add_openapi_route
 from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
 
@@ -47,6 +49,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         )
     )
     api.add_routes(app)
+    add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         topology = settings.topology

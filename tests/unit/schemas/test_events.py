@@ -195,3 +195,17 @@ def test_data_may_nest_64_levels_and_no_more() -> None:
     with pytest.raises(ValidationError) as caught:
         EventIn(type="a", data=nested(MAX_DATA_DEPTH + 1))
     assert [error["loc"] for error in caught.value.errors()] == [("data",)]
+
+
+@pytest.mark.parametrize("time", [0, 1_700_000_000, 1.5, True])
+def test_a_time_given_as_a_number_is_refused(time: object) -> None:
+    """pydantic would read a number as Unix seconds; the API says RFC 3339."""
+    with pytest.raises(ValidationError, match="RFC 3339"):
+        EventIn.model_validate({"type": "a.b", "data": {}, "time": time})
+
+
+@pytest.mark.parametrize("object_id", [2**63, -(2**63) - 1])
+def test_a_numeric_object_id_fits_in_64_bits(object_id: int) -> None:
+    with pytest.raises(ValidationError):
+        EventIn.model_validate({"type": "a.b", "data": {}, "object_id": object_id})
+    assert EventIn.model_validate({"type": "a.b", "data": {}, "object_id": 2**63 - 1}).object_id

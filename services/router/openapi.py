@@ -1,0 +1,172 @@
+"""The webhooks API's OpenAPI document (served by the router at `/openapi.json`)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
+from services.runtime.openapi import UNAUTHORIZED, document, error, json_content, ref
+
+WEBHOOK_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The webhook's id, `wh_…`.",
+}
+SECRETS = {
+    "type": "object",
+    "properties": {
+        "secret": {"type": "string", "pattern": "^whsec_"},
+        "previous_secret_expires_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Until when the secret a rotation replaced still signs beside it.",
+        },
+    },
+    "required": ["secret"],
+}
+CREATED = {"allOf": [ref(Webhook), SECRETS]}
+NOT_FOUND = error("No webhook of this id (that this token may see).")
+UNAVAILABLE = error(
+    "The broker did not take or confirm the change; try again.", **{"Retry-After": "string"}
+)
+NOT_JSON = error("The body is not sent as application/json.")
+
+
+# The operations on one webhook, which the created webhook's id leads to (OpenAPI links: a
+# client generator, or schemathesis's stateful phase, follows them).
+BY_ID = ["getWebhook", "updateWebhook", "deleteWebhook", "getSecret", "rotateSecret", "testWebhook"]
+LINKS = {name: {"operationId": name, "parameters": {"id": "$response.body#/id"}} for name in BY_ID}
+
+
+def _operation(
+    operation_id: str, summary: str, responses: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {**responses, "401": UNAUTHORIZED},
+        **more,
+    }
+
+
+def _listing(operation_id: str, summary: str) -> dict[str, Any]:
+    return {
+        "get": _operation(
+            operation_id,
+            summary,
+            {
+                "200": {
+                    "description": "Newest first.",
+                    "content": json_content({"type": "array", "items": ref(Webhook)}),
+                }
+            },
+        )
+    }
+
+
+def router_document() -> dict[str, Any]:
+    body = {"required": True, "content": json_content(ref(WebhookCreate))}
+    patch = {"required": True, "content": json_content(ref(WebhookPatch))}
+    rotate = {"required": False, "content": json_content(ref(SecretRotate))}
+    paths: dict[str, Any] = {
+        "/webhooks": {
+            **_listing("listWebhooks", "Every webhook."),
+            "post": _operation(
+                "createWebhook",
+                "Create a webhook; the answer carries its signing secret.",
+                {
+                    "201": {
+                        "description": "Created.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": json_content(CREATED),
+                        "links": LINKS,
+                    },
+                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "415": NOT_JSON,
+                    "422": error("The target or the account is not allowed."),
+                    "503": UNAVAILABLE,
+                },
+                requestBody=body,
+            ),
+        },
+        "/webhooks/enabled": _listing("listEnabledWebhooks", "The enabled webhooks."),
+        "/webhooks/disabled": _listing("listDisabledWebhooks", "The disabled webhooks."),
+        "/webhooks/{id}": {
+            "parameters": [WEBHOOK_ID],
+            "get": _operation(
+                "getWebhook",
+                "One webhook.",
+                {
+                    "200": {"description": "The webhook.", "content": json_content(ref(Webhook))},
+                    "404": NOT_FOUND,
+                },
+            ),
+            "patch": _operation(
+                "updateWebhook",
+                "Change the fields sent; `null` clears an optional one.",
+                {
+                    "200": {"description": "The webhook.", "content": json_content(ref(Webhook))},
+                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "404": NOT_FOUND,
+                    "415": NOT_JSON,
+                    "422": error("The target is not allowed."),
+                    "503": UNAVAILABLE,
+                },
+                requestBody=patch,
+            ),
+            "delete": _operation(
+                "deleteWebhook",
+                "Delete a webhook.",
+                {"204": {"description": "Deleted."}, "404": NOT_FOUND, "503": UNAVAILABLE},
+            ),
+        },
+        "/webhooks/{id}/secret": {
+            "parameters": [WEBHOOK_ID],
+            "get": _operation(
+                "getSecret",
+                "The signing secret.",
+                {
+                    "200": {"description": "The secret.", "content": json_content(SECRETS)},
+                    "404": NOT_FOUND,
+                },
+            ),
+        },
+        "/webhooks/{id}/secret/rotate": {
+            "parameters": [WEBHOOK_ID],
+            "post": _operation(
+                "rotateSecret",
+                "A new signing secret at once; the old one signs beside it for the grace period.",
+                {
+                    "200": {"description": "The new secret.", "content": json_content(SECRETS)},
+                    "400": error("The secret given is not a Standard Webhooks secret."),
+                    "404": NOT_FOUND,
+                    "415": NOT_JSON,
+                    "503": UNAVAILABLE,
+                },
+                requestBody=rotate,
+            ),
+        },
+        "/webhooks/{id}/test": {
+            "parameters": [WEBHOOK_ID],
+            "post": _operation(
+                "testWebhook",
+                "Send a test event (object_id 12345), once, even to a disabled webhook.",
+                {
+                    "204": {"description": "Sent to the deliver queue."},
+                    "404": NOT_FOUND,
+                    "503": UNAVAILABLE,
+                },
+            ),
+        },
+    }
+    return document(
+        title="Hookline webhooks API",
+        version=version("hookline"),
+        description="Webhook subscriptions, after Xurrent's webhooks API. Every change is a "
+        "record of the webhooks stream, answered once this replica has read it back.",
+        paths=paths,
+        models=[Webhook, WebhookCreate, WebhookPatch, SecretRotate],
+    )
