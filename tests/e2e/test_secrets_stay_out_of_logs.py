@@ -1,0 +1,97 @@
+"""No signing secret, token or broker password in any service's log, even at debug level: the
+whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created with a secret of its
+own, an event delivered, the secret rotated and another event delivered, with a refused request
+on each API; then every log line of every service is searched."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from tests.conftest import RUN_PREFIX
+from tests.support.processes import (
+    ADMIN_TOKEN,
+    FULL_STACK,
+    INGEST_TOKEN,
+    Stack,
+    running_stack,
+)
+from tests.support.receiver import Receiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+INGEST = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+ACCOUNT_TOKEN = "e2e-secret-account-token"
+
+
+@pytest.fixture(scope="module")
+def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(
+        amqp_url,
+        f"{RUN_PREFIX}-quiet",
+        tmp_path_factory.mktemp("logs"),
+        FULL_STACK,
+        log_level="debug",
+        account_tokens=f"acme:{ACCOUNT_TOKEN}",
+    ) as stack:
+        yield stack
+
+
+async def test_no_secret_token_or_password_is_logged_at_debug(
+    stack: Stack, amqp_url: str, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    own_secret = "whsec_" + base64.b64encode(b"own-secret-bytes-24-long").decode()
+    router, producer = stack.url_of("router"), stack.url_of("producer")
+    async with http.post(
+        f"{router}/webhooks",
+        json={"event": "quiet.t", "uri": f"{receiver.url}/quiet", "secret": own_secret},
+        headers=ADMIN,
+    ) as response:
+        assert response.status == 201
+        webhook_id = (await response.json())["id"]
+    event = {"type": "quiet.t", "data": {"n": 1}}
+    async with http.post(f"{producer}/events", json=event, headers=INGEST) as response:
+        assert response.status == 202
+    await receiver.wait_for(1, path="/quiet", timeout_s=30)
+    async with http.post(
+        f"{router}/webhooks/{webhook_id}/secret/rotate", headers=ADMIN
+    ) as response:
+        new_secret = (await response.json())["secret"]
+    async with http.post(f"{producer}/events", json=event, headers=INGEST) as response:
+        assert response.status == 202
+    await receiver.wait_for(2, path="/quiet", timeout_s=30)
+    for url, path in ((router, "/webhooks"), (producer, "/events")):
+        wrong = {"Authorization": f"Bearer {ADMIN_TOKEN}-guess"}
+        async with http.post(f"{url}{path}", json={}, headers=wrong) as response:
+            assert response.status == 401
+    # Stopped first, so that every line is written out.
+    codes = await asyncio.to_thread(stack.stop_all)
+    assert codes == {name: 0 for name in codes}
+    texts = {
+        service.name: service.log_path.read_text(errors="replace") for service in stack.services
+    }
+    assert '"level": "debug"' in texts["router"], "the services did log at debug"
+    assert '"level": "debug"' in texts["sender-1"]
+    assert "request.unauthorized" in texts["router"]
+    password = urlsplit(amqp_url).password or ""
+    secrets = {
+        "the webhook's own secret": own_secret.removeprefix("whsec_"),
+        "the rotated-in secret": new_secret.removeprefix("whsec_"),
+        "the admin token": ADMIN_TOKEN,
+        "the ingest token": INGEST_TOKEN,
+        "an account token": ACCOUNT_TOKEN,
+        "the broker password": f":{password}@",
+    }
+    leaks = [
+        f"{what} in {name}'s log"
+        for name, text in texts.items()
+        for what, secret in secrets.items()
+        if secret in text
+    ]
+    assert leaks == []
