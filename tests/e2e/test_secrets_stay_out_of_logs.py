@@ -1,7 +1,7 @@
-"""No signing secret, token or broker password in any service's log, even at debug level: the
-whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created with a secret of its
-own, an event delivered, the secret rotated and another event delivered, with a refused request
-on each API; then every log line of every service is searched."""
+"""No signing secret, token or broker password in any service's log (even at debug level) or
+metrics: the whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created with a
+secret of its own, an event delivered, the secret rotated and another event delivered, with a
+refused request on each API; then every log line and metric of every service is searched."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
         wrong = {"Authorization": f"Bearer {ADMIN_TOKEN}-guess"}
         async with http.post(f"{url}{path}", json={}, headers=wrong) as response:
             assert response.status == 401
+    metrics = []
+    for service in stack.services:
+        async with http.get(f"{service.url}/metrics") as response:
+            metrics.append(await response.text())
     # Stopped first, so that every line is written out.
     codes = await asyncio.to_thread(stack.stop_all)
     assert codes == {name: 0 for name in codes}
@@ -88,6 +92,7 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
         "an account token": ACCOUNT_TOKEN,
         "the broker password": f":{password}@",
     }
+    texts["every service's metrics"] = "\n".join(metrics)
     leaks = [
         f"{what} in {name}'s log"
         for name, text in texts.items()
