@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
-from services.runtime.settings import ServiceSettings, split_tokens
+from services.runtime.settings import ServiceSettings, Tokens, split_tokens
 
 
 class ProducerSettings(ServiceSettings):
     port: int = Field(default=8000, ge=0, le=65535)
-    # Several, comma-separated: a new one is added, then the old one removed, without downtime.
-    ingest_token: SecretStr = Field(description="Bearer tokens of POST /events, comma-separated.")
-
-    @field_validator("ingest_token")
-    @classmethod
-    def _ingest_tokens_given(cls, value: SecretStr) -> SecretStr:
-        if not split_tokens(value.get_secret_value()):
-            raise ValueError("at least one token is needed")
-        return value
+    ingest_token: Tokens = Field(description="Bearer tokens of POST /events, comma-separated.")
 
     @property
     def ingest_tokens(self) -> tuple[str, ...]:

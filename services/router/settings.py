@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from services.router.smtp import SmtpServer
-from services.runtime.settings import ServiceSettings, split_tokens
+from services.runtime.settings import ServiceSettings, Tokens, split_tokens
 
 
 def parse_account_tokens(value: str) -> dict[str, str]:
@@ -22,17 +22,7 @@ def parse_account_tokens(value: str) -> dict[str, str]:
 
 class RouterSettings(ServiceSettings):
     port: int = Field(default=8001, ge=0, le=65535)
-    # Several, comma-separated: a new one is added, then the old one removed, without downtime.
-    admin_token: SecretStr = Field(
-        description="Bearer tokens of the webhooks API, comma-separated."
-    )
-
-    @field_validator("admin_token")
-    @classmethod
-    def _admin_tokens_given(cls, value: SecretStr) -> SecretStr:
-        if not split_tokens(value.get_secret_value()):
-            raise ValueError("at least one token is needed")
-        return value
+    admin_token: Tokens = Field(description="Bearer tokens of the webhooks API, comma-separated.")
 
     @property
     def admin_tokens(self) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.targets import IPNetwork, TargetPolicy, parse_networks
@@ -30,6 +30,15 @@ def split_tokens(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _some_token(value: SecretStr) -> SecretStr:
+    if not split_tokens(value.get_secret_value()):
+        raise ValueError("at least one token is needed")
+    return value
+
+
+# A role's bearer tokens, comma-separated: a new one is added, then the old one removed, so a
+# token is replaced without downtime.
+Tokens = Annotated[SecretStr, AfterValidator(_some_token)]
 RetrySchedule = Annotated[tuple[float, ...], NoDecode, BeforeValidator(_split_schedule)]
 Delays = RetrySchedule
 
