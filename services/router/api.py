@@ -3,6 +3,7 @@ answered once this replica has read it back, so a client reads its own writes.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from schemas.webhooks import (
     new_secret,
     new_webhook_id,
 )
+from services.router.paging import PageError, paging_headers, requested_page
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
 from services.runtime.http_errors import (
@@ -76,17 +78,23 @@ def _visible(request: web.Request, state: WebhookState) -> bool:
 
 
 def _listing(request: web.Request, disabled: bool | None) -> web.Response:
+    """One page of the webhooks this token may see, newest first."""
     router = _router(request)
-    states = sorted(
-        (
+    try:
+        page = requested_page(request.query)
+    except PageError as error:
+        return error_response(
+            400, "invalid paging", errors=[{"field": error.field, "message": str(error)}]
+        )
+    states: Sequence[WebhookState] = router.newest_first()
+    if disabled is not None or request.get(ACCOUNT_SCOPE) is not None:
+        states = [
             state
-            for state in router.webhook_log.table.webhooks.values()
+            for state in states
             if _visible(request, state) and (disabled is None or state.disabled == disabled)
-        ),
-        key=lambda state: (state.created_at, state.id),
-        reverse=True,
-    )
-    return web.json_response([_show(router, state) for state in states])
+        ]
+    headers = paging_headers(request.url, page, len(states))
+    return web.json_response([_show(router, state) for state in page.of(states)], headers=headers)
 
 
 async def list_all(request: web.Request) -> web.Response:

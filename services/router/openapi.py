@@ -6,6 +6,7 @@ from importlib.metadata import version
 from typing import Any
 
 from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
+from services.router.paging import MAX_PER_PAGE
 from services.runtime.openapi import UNAUTHORIZED, document, error, json_content, ref
 
 WEBHOOK_ID = {
@@ -52,6 +53,30 @@ def _operation(
     }
 
 
+PAGING_PARAMETERS = [
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999, "default": 1},
+    },
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 20},
+    },
+]
+PAGING_HEADERS = {
+    "Link": {
+        "schema": {"type": "string"},
+        "description": "The first, previous, next and last pages.",
+    },
+    **{
+        f"X-Pagination-{name}": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
+        for name in ("Per-Page", "Current-Page", "Total-Pages", "Total-Entries")
+    },
+}
+
+
 def _listing(operation_id: str, summary: str) -> dict[str, Any]:
     return {
         "get": _operation(
@@ -59,10 +84,13 @@ def _listing(operation_id: str, summary: str) -> dict[str, Any]:
             summary,
             {
                 "200": {
-                    "description": "Newest first.",
+                    "description": "One page, newest first.",
+                    "headers": PAGING_HEADERS,
                     "content": json_content({"type": "array", "items": ref(Webhook)}),
-                }
+                },
+                "400": error("`page` or `per_page` is not a whole number in range."),
             },
+            parameters=PAGING_PARAMETERS,
         )
     }
 

@@ -31,6 +31,21 @@ class Router:
     secret_grace: timedelta
     # Ids of the disabled webhooks, so the gauge costs nothing per change.
     disabled: set[str] = field(default_factory=set)
+    # Every webhook newest first, as of a version of the table (its dict and offset): sorted once
+    # per change, not once per page asked for.
+    _newest_first: tuple[tuple[int, int], list[WebhookState]] | None = None
+
+    def newest_first(self) -> list[WebhookState]:
+        table = self.webhook_log.table
+        version = (id(table.webhooks), table.offset)
+        if self._newest_first is None or self._newest_first[0] != version:
+            ordered = sorted(
+                table.webhooks.values(),
+                key=lambda state: (state.created_at, state.id),
+                reverse=True,
+            )
+            self._newest_first = (version, ordered)
+        return self._newest_first[1]
 
     def __post_init__(self) -> None:
         # Read when scraped.

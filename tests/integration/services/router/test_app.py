@@ -11,6 +11,7 @@ import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
+from yarl import URL
 
 from schemas.deliveries import DeliveryAttempted, DeliveryTask, Outcome
 from schemas.health import (
@@ -310,6 +311,35 @@ async def test_a_token_scoped_to_an_account_sees_and_changes_only_its_webhooks(
         shared["id"],
     }
     assert (await router.get(foreign, headers=AUTH)).status == 200
+
+
+async def test_listings_come_in_pages_with_links_as_xurrent_gives_them(
+    router: TestClient[Any, Any],
+) -> None:
+    """45 webhooks: 20 a page by default, newest first; Link and X-Pagination-* lead through all
+    of them, each once; a wrong `per_page` is a 400 naming it."""
+    made = [
+        (await create_webhook(router, event="a.b", uri=f"https://e.com/{n}"))["id"]
+        for n in range(45)
+    ]
+    response = await router.get("/webhooks", headers=AUTH)
+    assert len(await response.json()) == 20
+    assert response.headers["X-Pagination-Total-Entries"] == "45"
+    assert response.headers["X-Pagination-Total-Pages"] == "3"
+    listed: list[str] = []
+    url: str | None = "/webhooks?per_page=7"
+    while url is not None:
+        response = await router.get(url, headers=AUTH)
+        listed += [webhook["id"] for webhook in await response.json()]
+        following = response.links.get("next")
+        url = str(URL(str(following["url"])).relative()) if following else None
+    assert listed == made[::-1]
+
+    response = await router.get("/webhooks?per_page=101", headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"][0]["field"] == "per_page"
+    beyond = await router.get("/webhooks?page=9", headers=AUTH)
+    assert await beyond.json() == []
 
 
 async def test_the_api_needs_the_admin_token(router: TestClient[Any, Any]) -> None:
