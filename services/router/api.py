@@ -150,11 +150,13 @@ async def rotate_secret(request: web.Request) -> web.Response:
         secret=body.secret or new_secret(),
         previous_until=now + router.secret_grace,
     )
-    await _commit(router, record)
+    read_back = await _commit(router, record)
     log.info(
         "webhook.secret_rotated", webhook_id=state.id, grace_s=router.secret_grace.total_seconds()
     )
-    rotated = router.webhook_log.table.get(state.id) or evolve(state, record, state.revision)
+    # Stored but not read back yet: the table still holds the old secret, the record the new one.
+    current = router.webhook_log.table.get(state.id) if read_back else None
+    rotated = current or evolve(state, record, state.revision)
     assert rotated is not None, "a rotation keeps the webhook"
     return web.json_response(_secrets(rotated))
 
