@@ -100,6 +100,10 @@ class DeliveryAttempted(BaseModel):
     duration_s: float | None = None
     next_attempt_in_s: float | None = None
     test: bool = False
+    response_body: str | None = Field(
+        default=None,
+        description="The start of the answer's body (its first 4 KiB, as text), if it had one.",
+    )
 
 
 DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.deliveries import DeliveredPayload, DeliveryAttempted, DeliveryTask
 from schemas.events import Event, EventIn
+from schemas.history import DeliveryView
 from schemas.webhooks import Webhook, WebhookCreate, WebhookPatch
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -25,6 +26,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "delivered-payload.schema.json": DeliveredPayload,
     "delivery-task.schema.json": DeliveryTask,
     "delivery-attempted.schema.json": DeliveryAttempted,
+    "delivery.schema.json": DeliveryView,
 }
 
 

@@ -9,9 +9,11 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api
+from services.router import api, history_api
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
+from services.router.history import HistoryProjection
+from services.router.history_store import HistoryStore
 from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
 from services.router.openapi import router_document
@@ -44,11 +46,12 @@ def create_app(settings: RouterSettings) -> web.Application:
     app.middlewares.append(
         bearer_auth(
             settings.admin_tokens,
-            lambda path: path.startswith("/webhooks"),
+            lambda path: path.startswith(("/webhooks", "/deliveries")),
             scoped=settings.scoped_tokens,
         )
     )
     api.add_routes(app)
+    history_api.add_routes(app)
     add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -69,6 +72,15 @@ def create_app(settings: RouterSettings) -> web.Application:
         projection = HealthProjection(
             connection, publisher, topology, health, checkpoint_s=settings.health_checkpoint_s
         )
+        history_store = await HistoryStore.open(settings.history_file, topology.delivery_log_stream)
+        history = HistoryProjection(
+            connection,
+            publisher,
+            topology,
+            history_store,
+            retention_s=settings.history_retention_s,
+        )
+        app[history_api.HISTORY] = history
         router = Router(
             topology=topology,
             metrics=metrics,
@@ -108,6 +120,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         try:
             await webhook_log.start("router")
             await projection.start()  # the checkpoint now, the delivery log in the background
+            await history.start()  # on from where the store stopped, in the background
             await mail_consumer.start()
             yield
         finally:
@@ -115,6 +128,8 @@ def create_app(settings: RouterSettings) -> web.Application:
             await digests.stop()
             await disabler.stop()
             await projection.stop()
+            await history.stop()
+            await history_store.close()
             await webhook_log.stop()
             await publisher.close()
             await connection.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from schemas.history import AttemptView, DeliveryView
 from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
+from services.router.history_api import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES
 from services.router.paging import MAX_PER_PAGE
 from services.runtime.openapi import UNAUTHORIZED, document, error, json_content, ref
 
@@ -38,7 +40,15 @@ NOT_JSON = error("The body is not sent as application/json.")
 
 # The operations on one webhook, which the created webhook's id leads to (OpenAPI links: a
 # client generator, or schemathesis's stateful phase, follows them).
-BY_ID = ["getWebhook", "updateWebhook", "deleteWebhook", "getSecret", "rotateSecret", "testWebhook"]
+BY_ID = [
+    "getWebhook",
+    "updateWebhook",
+    "deleteWebhook",
+    "getSecret",
+    "rotateSecret",
+    "testWebhook",
+    "listDeliveries",
+]
 LINKS = {name: {"operationId": name, "parameters": {"id": "$response.body#/id"}} for name in BY_ID}
 
 
@@ -92,6 +102,84 @@ def _listing(operation_id: str, summary: str) -> dict[str, Any]:
             },
             parameters=PAGING_PARAMETERS,
         )
+    }
+
+
+HISTORY_PARAMETERS = [
+    {
+        "name": "outcome",
+        "in": "query",
+        "schema": {"type": "string", "enum": list(OUTCOMES)},
+        "description": "What the newest attempt decided.",
+    },
+    {"name": "event_type", "in": "query", "schema": {"type": "string", "minLength": 1}},
+    {
+        "name": "since",
+        "in": "query",
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "First attempted at or after this time (RFC 3339, with its offset).",
+    },
+    {
+        "name": "until",
+        "in": "query",
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "First attempted before this time.",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "Where the page before ended: taken from its `Link` header.",
+    },
+]
+
+
+def _history_paths() -> dict[str, Any]:
+    return {
+        "/webhooks/{id}/deliveries": {
+            "parameters": [WEBHOOK_ID],
+            "get": _operation(
+                "listDeliveries",
+                "The webhook's deliveries, newest first, each with its attempts.",
+                {
+                    "200": {
+                        "description": "One page; `Link` rel=next leads to the next one.",
+                        "headers": {"Link": {"schema": {"type": "string"}}},
+                        "content": json_content({"type": "array", "items": ref(DeliveryView)}),
+                    },
+                    "400": error("A query parameter is wrong: `errors` names it."),
+                    "404": NOT_FOUND,
+                },
+                parameters=HISTORY_PARAMETERS,
+            ),
+        },
+        "/deliveries/{delivery_id}": {
+            "parameters": [
+                {
+                    "name": "delivery_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The delivery's id: the `webhook-id` header it was sent with.",
+                }
+            ],
+            "get": _operation(
+                "getDelivery",
+                "One delivery with its attempts.",
+                {
+                    "200": {
+                        "description": "The delivery.",
+                        "content": json_content(ref(DeliveryView)),
+                    },
+                    "404": error("No delivery of this id (that this token may see)."),
+                },
+            ),
+        },
     }
 
 
@@ -189,6 +277,7 @@ def router_document() -> dict[str, Any]:
                 },
             ),
         },
+        **_history_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -196,5 +285,5 @@ def router_document() -> dict[str, Any]:
         description="Webhook subscriptions, after Xurrent's webhooks API. Every change is a "
         "record of the webhooks stream, answered once this replica has read it back.",
         paths=paths,
-        models=[Webhook, WebhookCreate, WebhookPatch, SecretRotate],
+        models=[Webhook, WebhookCreate, WebhookPatch, SecretRotate, DeliveryView, AttemptView],
     )

@@ -46,6 +46,19 @@ class RouterSettings(ServiceSettings):
             return {}
         return parse_account_tokens(self.account_tokens.get_secret_value())
 
+    # The delivery history's SQLite file: this router's projection of the delivery log, read on
+    # from where it stopped at the next start. Empty: `var/<prefix>-history.sqlite3` under the
+    # working directory; `:memory:` rebuilds it from the whole log at every start. Give each
+    # router on one machine a file of its own.
+    history_path: str = ""
+    # Deliveries whose last attempt is older than this leave the history (the delivery log keeps
+    # its records 7 days).
+    history_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+
+    @property
+    def history_file(self) -> str:
+        return self.history_path or f"var/{self.prefix}-history.sqlite3"
+
     # How long a rotated-out signing secret keeps signing beside the new one.
     secret_grace_s: float = Field(default=24 * 3600.0, ge=0)
     # Disable a webhook that has failed continuously this long and at least this many attempts

@@ -23,6 +23,8 @@ from services.sender.sanitize import clean_text
 
 # Read at most this much of a response: we only want to know the call was answered.
 MAX_RESPONSE_BYTES = 64 * 1024
+# The start of the answer's body kept for the delivery history.
+KEPT_BODY_BYTES = 4 * 1024
 
 # What happened, as a closed set: answered (with a status), or why there was no answer.
 CallKind = Literal["answered", "timeout", "connect_error", "refused", "invalid_target", "error"]
@@ -37,6 +39,7 @@ class CallResult:
     error: str | None
     duration_s: float
     retry_after_s: float | None = None
+    body: bytes = b""  # the first KEPT_BODY_BYTES of the answer, as received
 
     @property
     def succeeded(self) -> bool:
@@ -78,6 +81,7 @@ async def call(
     error: str | None = None
     kind: CallKind = "answered"
     retry_after_s: float | None = None
+    body = bytearray()
     try:
         # The URL as the policy read it; aiohttp never asks the resolver about an IP literal.
         url = policy.check(request.url)
@@ -96,7 +100,7 @@ async def call(
                     retry_after_s = parse_retry_after(
                         response.headers.get("Retry-After"), now=datetime.now(UTC)
                     )
-                await response.content.read(MAX_RESPONSE_BYTES)
+                await _read_start(response.content, body)
     except TimeoutError:
         if status is None:
             kind, error = "timeout", f"timeout after {timeout_s:g}s"
@@ -121,7 +125,18 @@ async def call(
         error=clean_text(error) if error is not None else None,
         duration_s=time.monotonic() - started,
         retry_after_s=retry_after_s,
+        body=bytes(body),
     )
+
+
+async def _read_start(content: aiohttp.StreamReader, kept: bytearray) -> None:
+    """Read what the answer sent at once (at most MAX_RESPONSE_BYTES), and on until its first
+    KEPT_BODY_BYTES are in `kept`, or it ends: a body that arrives in pieces is kept whole too."""
+    chunk = await content.read(MAX_RESPONSE_BYTES)
+    kept += chunk[:KEPT_BODY_BYTES]
+    while chunk and len(kept) < KEPT_BODY_BYTES:
+        chunk = await content.read(KEPT_BODY_BYTES - len(kept))
+        kept += chunk
 
 
 def _reason(exc: BaseException) -> str:

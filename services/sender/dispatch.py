@@ -46,13 +46,13 @@ from services.runtime.consuming import Publish, confirm, may_repeat
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.record_batches import RecordBatches
 from services.runtime.webhook_log import WebhookLog
-from services.sender.calling import CallResult, call
+from services.sender.calling import KEPT_BODY_BYTES, CallResult, call
 from services.sender.endpoints import Admitted, EndpointGate, Refused
 from services.sender.fate import Decision, cancelled, decide
 from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
 from services.sender.retry import tier_for
-from services.sender.sanitize import clean_text
+from services.sender.sanitize import clean_bytes, clean_text
 from services.sender.settled import Recorded, SettledLog
 
 log = structlog.get_logger(__name__)
@@ -379,6 +379,7 @@ class Dispatcher:
             duration_s=round(result.duration_s, 6) if result else None,
             next_attempt_in_s=decision.delay_s,
             test=task.test,
+            response_body=_shown(result),
         )
         record_id = RecordId.of(record)
         await confirm(
@@ -573,3 +574,10 @@ def read_task(message: AbstractIncomingMessage) -> DeliveryTask:
         return DELIVERY_TASK.validate_json(message.body)
     except ValidationError as error:
         raise TaskUnreadable(f"not a delivery: {clean_text(str(error))}") from None
+
+
+def _shown(result: CallResult | None) -> str | None:
+    """The start of the answer's body as the history shows it; none when there was none."""
+    if result is None or not result.body:
+        return None
+    return clean_bytes(result.body, KEPT_BODY_BYTES)

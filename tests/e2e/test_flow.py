@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -194,6 +195,65 @@ async def test_retries_then_success_and_dead_letter_after_the_schedule(
 
     await eventually(says_why)
     assert await last_error(flaky["id"]) is None  # its last attempt succeeded
+
+
+async def test_the_history_says_what_was_sent_when_and_what_came_back(
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    """ "We never got it": the router's history lists the delivery with each attempt's status and
+    answer, under the `webhook-id` the subscriber saw; a test call appears there too."""
+    receiver.script("/history", 500)
+    made = await create(http, stack, event="history.me", uri=f"{receiver.url}/history")
+    router = stack.url_of("router")
+    async with http.post(
+        f"{stack.url_of('producer')}/events",
+        json={"type": "history.me", "data": {"n": 1}, "id": "evt_history"},
+        headers=INGEST,
+    ) as response:
+        assert response.status == 202
+    calls = await receiver.wait_for(2, path="/history", timeout_s=30)
+
+    async def history() -> list[dict[str, Any]]:
+        async with http.get(f"{router}/webhooks/{made['id']}/deliveries", headers=ADMIN) as r:
+            assert r.status == 200
+            listed: list[dict[str, Any]] = await r.json()
+            return listed
+
+    async def delivered() -> bool:
+        listed = await history()
+        return bool(listed) and listed[0]["outcome"] == "delivered"
+
+    await eventually(delivered, timeout_s=20)
+    [delivery] = await history()
+    assert delivery["event_id"] == "evt_history"
+    assert delivery["delivery_id"] == calls[0].headers["webhook-id"]
+    assert [(a["attempt"], a["status_code"], a["response_body"]) for a in delivery["attempts"]] == [
+        (1, 500, "nope"),
+        (2, 200, "ok"),
+    ]
+    assert delivery["attempts"][0]["error"] == "500 Internal Server Error"
+
+    async with http.post(f"{router}/webhooks/{made['id']}/test", headers=ADMIN) as response:
+        assert response.status == 204
+
+    async def tested() -> bool:
+        return any(d["test"] for d in await history())
+
+    await eventually(tested, timeout_s=20)
+    test_call = next(d for d in await history() if d["test"])
+    assert test_call["outcome"] == "delivered"
+    async with http.get(f"{router}/deliveries/{test_call['delivery_id']}", headers=ADMIN) as r:
+        assert (await r.json())["attempts"][0]["status_code"] == 200
+
+    async def last_attempt_is_the_test() -> bool:
+        async with http.get(f"{router}/webhooks/{made['id']}", headers=ADMIN) as r:
+            shown = await r.json()
+        # The history keeps milliseconds; the webhook's health the attempt's own time.
+        seen = datetime.fromisoformat(shown["last_attempt_at"] or "1970-01-01T00:00:00Z")
+        tested_at = datetime.fromisoformat(test_call["last_attempt_at"])
+        return abs(seen - tested_at) < timedelta(milliseconds=1)
+
+    await eventually(last_attempt_is_the_test, timeout_s=20)
 
 
 async def test_every_service_serves_metrics_and_logs_json_with_ids(

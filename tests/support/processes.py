@@ -148,6 +148,8 @@ def running_stack(
         "HOOKLINE_INGEST_TOKEN": INGEST_TOKEN,
         "HOOKLINE_ALLOWED_TARGETS": "127.0.0.0/8",
         "HOOKLINE_LOG_FORMAT": "json",
+        # Routers' delivery history beside their logs; a router started again reads on from it.
+        "HOOKLINE_HISTORY_PATH": str(log_dir / "router-history.sqlite3"),
         **{f"HOOKLINE_{name.upper()}": value for name, value in settings.items()},
     }
     stack = Stack(env, log_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,36 +27,20 @@ from schemas.topology import Topology
 from services.router.app import create_app
 from services.router.health import read_latest_checkpoint
 from services.router.settings import RouterSettings
-from services.router.state import ROUTER, Router
 from services.runtime.broker import Publisher, declare_topology
-from tests.conftest import AppServer, Installs
+from tests.conftest import AppServer
+from tests.integration.services.router.conftest import (
+    AUTH,
+    RouterFactory,
+    create_webhook,
+    router_state,
+)
 from tests.support.broker import message_count, read_stream, take_all
 from tests.support.metrics import metric_value
 from tests.support.smtp import SmtpSink
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-AUTH = {"Authorization": "Bearer admin-token"}
-RouterFactory = Callable[[], Awaitable[TestClient[Any, Any]]]
-
-
-@pytest.fixture
-def settings(amqp_url: str, prefix: str, installs: Installs) -> RouterSettings:
-    settings = RouterSettings(amqp_url=amqp_url, prefix=prefix, admin_token="admin-token")
-    installs.add(settings.topology)
-    return settings
-
-
-@pytest.fixture
-def start_router(settings: RouterSettings, serve_app: AppServer) -> RouterFactory:
-    """Starts router replicas on one install; all are stopped after the test."""
-    return lambda: serve_app(create_app(settings))
-
-
-@pytest.fixture
-async def router(start_router: RouterFactory) -> TestClient[Any, Any]:
-    return await start_router()
 
 
 @pytest.fixture
@@ -66,20 +50,6 @@ async def smtp() -> AsyncIterator[SmtpSink]:
     sink.start()
     yield sink
     sink.stop()
-
-
-def router_state(client: TestClient[Any, Any]) -> Router:
-    app = client.app
-    assert app is not None
-    state: Router = app[ROUTER]
-    return state
-
-
-async def create_webhook(client: TestClient[Any, Any], **fields: Any) -> dict[str, Any]:
-    response = await client.post("/webhooks", json=fields, headers=AUTH)
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
 
 
 async def test_webhook_lifecycle_through_the_api(router: TestClient[Any, Any]) -> None:

@@ -380,3 +380,37 @@ async def test_a_huge_body_is_read_only_as_far_as_needed(hostile: HostileReceive
     [exchange] = hostile.to("/huge")
     await hostile.wait_until_closed(timeout_s=2)
     assert exchange.bytes_sent < 8 * MiB
+
+
+async def test_the_start_of_the_body_is_kept_even_when_it_comes_in_pieces(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """The history shows the answer's first 4 KiB: pieces that arrive apart are joined, and what
+    follows is not kept."""
+
+    async def in_pieces(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        for piece in (b"a" * 3000, b"b" * 3000):
+            await response.write(piece)
+            await asyncio.sleep(0.05)
+        await response.write_eof()
+        return response
+
+    target.handler = in_pieces
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert result.status_code == 500
+    assert result.body == b"a" * 3000 + b"b" * 1096
+
+
+async def test_a_short_body_is_kept_whole_and_none_is_empty(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    result = await call(session, post(target.url()), 2.0, LOOPBACK)
+    assert result.body == b"ok"
+
+    async def empty(_request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    target.handler = empty
+    assert (await call(session, post(target.url()), 2.0, LOOPBACK)).body == b""

@@ -39,3 +39,7 @@ def test_a_body_is_shown_as_capped_text() -> None:
     """A response body that is not UTF-8 becomes capped, valid text."""
     assert clean_bytes(b"ok \xff\xfe" + b"y" * 10_000, 100).startswith("ok \ufffd\ufffdyyy")
     assert len(clean_bytes(b"y" * 10_000, 100).encode()) <= 100
+
+
+def test_a_body_keeps_its_line_breaks_and_tabs_but_no_other_control_characters() -> None:
+    assert clean_bytes(b"line 1\r\nline 2\tend\x00\x1b[31m", 100) == "line 1\r\nline 2\tend  [31m"

@@ -1,0 +1,45 @@
+"""The delivery history as the router's API shows it: a delivery and each of its attempts."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.deliveries import Outcome
+
+
+class AttemptView(BaseModel):
+    """One attempt: when, what came back, and how long it took."""
+
+    model_config = ConfigDict(title="Attempt")
+
+    attempt: int = Field(description="1 for the first attempt; a redrive starts again at 1.")
+    at: AwareDatetime
+    outcome: Outcome
+    status_code: int | None = Field(default=None, description="The answer's HTTP status, if any.")
+    duration_ms: float | None = None
+    error: str | None = Field(default=None, description="Why it failed: `404 Not Found`, …")
+    response_body: str | None = Field(
+        default=None, description="The first 4 KiB of the answer's body, as text."
+    )
+
+
+class DeliveryView(BaseModel):
+    """One event for one webhook, over all its attempts."""
+
+    model_config = ConfigDict(title="Delivery")
+
+    delivery_id: str = Field(
+        description="The `webhook-id` header of every attempt: the same on each retry and redrive."
+    )
+    webhook_id: str
+    event_id: str
+    event_type: str
+    outcome: Outcome = Field(description="What the newest attempt decided.")
+    attempt_count: int
+    first_attempt_at: AwareDatetime
+    last_attempt_at: AwareDatetime
+    next_attempt_at: AwareDatetime | None = Field(
+        default=None, description="When the next attempt is due, while one is scheduled."
+    )
+    test: bool = Field(default=False, description="A test call (`POST /webhooks/:id/test`).")
+    attempts: list[AttemptView] = Field(description="Oldest first.")
