@@ -252,7 +252,8 @@ async def test_retries_then_success_and_dead_letter_after_the_schedule(
 async def test_every_service_serves_metrics_and_logs_json_with_ids(
     stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
-    """/metrics on each service has its counters; attempt logs carry event, webhook and attempt."""
+    """/metrics on each service has its counters and no `*_created` series; attempt logs carry
+    event, webhook and attempt."""
     wanted = {
         "producer": ["hookline_events_accepted_total"],
         "router": ["hookline_webhooks", "hookline_test_calls_total"],
@@ -270,6 +271,7 @@ async def test_every_service_serves_metrics_and_logs_json_with_ids(
             text = await response.text()
         for metric in metrics:
             assert metric in text, (name, metric)
+        assert [line for line in text.splitlines() if "_created" in line] == [], name
     attempts = [
         line
         for s in stack.services

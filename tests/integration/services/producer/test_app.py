@@ -7,6 +7,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from services.producer.app import create_app
@@ -92,8 +93,11 @@ async def test_a_batch_with_one_id_twice_is_refused_whole(
         {"type": "a.b", "data": {}, "id": "evt_y"},
         {"type": "c.d", "data": {"n": 2}, "id": "evt_x"},
     ]
-    response = await producer.post("/events", json=events, headers=AUTH)
+    with structlog.testing.capture_logs() as lines:
+        response = await producer.post("/events", json=events, headers=AUTH)
     assert response.status == 400
+    [logged] = [line for line in lines if line["event"] == "request.rejected"]
+    assert (logged["path"], logged["status"], logged["error"]) == ("/events", 400, "invalid event")
     answer = await response.json()
     assert answer["errors"] == [
         {"field": "[3].id", "message": "the id 'evt_x' is also the id of [0]"}
