@@ -17,7 +17,7 @@ Hookline (prefix ${HOOKLINE_PREFIX}) on ${HOOKLINE_AMQP_URL:-amqp://guest:guest@
   producer  http://127.0.0.1:8000   POST /events     token: ${HOOKLINE_INGEST_TOKEN}
   router    http://127.0.0.1:8001   /webhooks API    token: ${HOOKLINE_ADMIN_TOKEN}
   senders   http://127.0.0.1:8002, :8003 (/metrics)
-  receiver: python -m tools.receiver --port 9000 (README, Quickstart)
+  receiver: .venv/bin/python -m tools.receiver --port 9000 (README, Quickstart)
 Ctrl-C stops everything.
 TXT
 

@@ -94,7 +94,10 @@ class EventIn(BaseModel):
 
     type: EventType
     data: Annotated[dict[str, Any], AfterValidator(_check_depth)] = Field(
-        description="The event's payload, delivered exactly as sent (at most 64 levels deep)."
+        description=(
+            "The event's payload (at most 64 levels deep), delivered as the same JSON value, not"
+            " the same bytes: key order is kept, numbers and escapes are encoded again."
+        )
     )
     id: EventId | None = None
     source: Annotated[str, Field(min_length=1, max_length=255)] | None = None

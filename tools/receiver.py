@@ -1,6 +1,6 @@
 """A webhook receiver for trying Hookline out: prints every POST and checks its signature.
 
-    python -m tools.receiver --port 9000 [--secret whsec_…] [--status 200]
+    .venv/bin/python -m tools.receiver --port 9000 [--secret whsec_…] [--status 200]
 
 With `--secret`, each request's Standard Webhooks signature is verified with the independent
 `standardwebhooks` package, and the verdict printed beside it.

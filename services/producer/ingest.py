@@ -14,7 +14,7 @@ from schemas.events import Event, EventIn
 from services.producer.metrics import ProducerMetrics
 from services.producer.sdk import Producer
 from services.runtime.broker import PublishFailed
-from services.runtime.http_errors import error_response, field_errors
+from services.runtime.http_errors import error_response, field_errors, field_path
 from services.runtime.json_body import read_json
 
 log = structlog.get_logger(__name__)
@@ -49,21 +49,21 @@ class Ingest:
         events, problem = self._validate(body)
         if problem is not None:
             return problem
-        unique = list({event.id: event for event in events}.values())  # same id twice: one event
         ids = [event.id for event in events]
         if not self._connected():
             return self._unavailable(ids, "the broker is not connected")
         started = time.monotonic()
         try:
-            await request.app[PRODUCER].publish_events(unique)
+            await request.app[PRODUCER].publish_events(events)
         except PublishFailed as error:
             return self._unavailable(ids, str(error))
         self._metrics.publish_duration.observe(time.monotonic() - started)
-        self._metrics.events_accepted.inc(len(unique))
-        log.info("events.accepted", count=len(unique), event_ids=ids[:20])
-        answer: dict[str, Any] = {"ids": ids}
+        self._metrics.events_accepted.inc(len(events))
+        log.info("events.accepted", count=len(events), event_ids=ids[:20])
         if isinstance(body, dict):
-            answer["id"] = ids[0]
+            return web.json_response({"id": ids[0], "ids": ids}, status=202)
+        # A batch answers each event in the order sent, as one event is answered: {"id": …}.
+        answer = {"ids": ids, "events": [{"id": event_id} for event_id in ids]}
         return web.json_response(answer, status=202)
 
     def _validate(self, body: Any) -> tuple[list[Event], web.Response | None]:
@@ -79,6 +79,7 @@ class Ingest:
         if len(items) > self._max_batch:
             return [], self._reject(400, "invalid", f"at most {self._max_batch} events per request")
         events: list[Event] = []
+        positions: list[int] = []
         errors: list[dict[str, Any]] = []
         for index, item in enumerate(items):
             try:
@@ -87,6 +88,8 @@ class Ingest:
                 errors.extend(field_errors(error, prefix=() if single else (index,)))
                 continue
             events.append(event.stamped())
+            positions.append(index)
+        errors.extend(repeated_ids(events, positions, single=single))
         if errors:
             return [], self._reject(400, "invalid", "invalid event", errors=errors)
         return events, None
@@ -105,3 +108,25 @@ class Ingest:
         )
         response.headers["Retry-After"] = "1"
         return response
+
+
+def repeated_ids(
+    events: list[Event], positions: list[int], *, single: bool
+) -> list[dict[str, Any]]:
+    """A field error for each event whose id an earlier one of the same request has: two events
+    of one batch with one id cannot both be answered as accepted (the second would be dropped as
+    a duplicate), so the batch is refused."""
+    if single:
+        return []
+    first: dict[str, int] = {}
+    errors = []
+    for event, index in zip(events, positions, strict=True):
+        earlier = first.setdefault(event.id, index)
+        if earlier != index:
+            errors.append(
+                {
+                    "field": field_path((index, "id")),
+                    "message": f"the id {event.id!r} is also the id of {field_path((earlier,))}",
+                }
+            )
+    return errors

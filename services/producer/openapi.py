@@ -8,13 +8,32 @@ from typing import Any
 from schemas.events import EventIn
 from services.runtime.openapi import UNAUTHORIZED, document, error, json_content, ref
 
+EVENT_ID = {"type": "string", "description": "The event's id: its own, or the one given it."}
 ACCEPTED = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "description": "The event's id (a single event was sent)."},
-        "ids": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["ids"],
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "One event was sent.",
+            "properties": {
+                "id": EVENT_ID,
+                "ids": {"type": "array", "items": EVENT_ID, "minItems": 1, "maxItems": 1},
+            },
+            "required": ["id", "ids"],
+        },
+        {
+            "type": "object",
+            "description": "An array was sent: each event's id, in the order sent.",
+            "properties": {
+                "ids": {"type": "array", "items": EVENT_ID, "minItems": 1},
+                "events": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"id": EVENT_ID}, "required": ["id"]},
+                    "minItems": 1,
+                },
+            },
+            "required": ["ids", "events"],
+        },
+    ]
 }
 
 
@@ -36,7 +55,10 @@ def producer_document(*, max_batch: int) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": json_content(events)},
                 "responses": {
                     "202": {"description": "Published.", "content": json_content(ACCEPTED)},
-                    "400": error("Invalid input: nothing is published."),
+                    "400": error(
+                        "Invalid input, or two events of one array with one id: nothing is "
+                        "published."
+                    ),
                     "401": UNAUTHORIZED,
                     "413": error("The body is larger than HOOKLINE_MAX_BODY_BYTES."),
                     "415": error("The body is not sent as application/json."),

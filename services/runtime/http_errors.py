@@ -15,6 +15,11 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Answers that refuse a request for what it holds (a 401 has its own line, request.unauthorized).
+REJECTED = frozenset({400, 413, 415, 422})
+# Enough of an answer's error text to say what was wrong, not a whole list of field errors.
+MAX_LOGGED_ERROR_CHARS = 500
+
 
 def error_response(
     status: int, message: str, *, errors: Sequence[dict[str, Any]] | None = None, **extra: Any
@@ -108,3 +113,46 @@ def bearer_auth(
         return await handler(request)
 
     return middleware
+
+
+@web.middleware
+async def log_rejections(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One `request.rejected` line at info for a request refused for what it holds (400, 413,
+    415, 422): its method, path, status and the answer's error text, never the body or a token."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        if error.status in REJECTED:
+            _log_rejected(request, error.status, error.text)
+        raise
+    if response.status in REJECTED:
+        body = response.body if isinstance(response, web.Response) else None
+        _log_rejected(request, response.status, body if isinstance(body, bytes) else None)
+    return response
+
+
+def _log_rejected(request: web.Request, status: int, answer: str | bytes | None) -> None:
+    log.info(
+        "request.rejected",
+        method=request.method,
+        path=request.path,
+        status=status,
+        error=_error_text(answer),
+    )
+
+
+def _error_text(answer: str | bytes | None) -> str | None:
+    """The `error` of one of our JSON answers, or the text of one of aiohttp's own."""
+    if not answer:
+        return None
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        text: str = parsed["error"]
+    elif isinstance(answer, bytes):
+        text = answer.decode(errors="replace")
+    else:
+        text = answer
+    return text[:MAX_LOGGED_ERROR_CHARS]

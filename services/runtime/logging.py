@@ -34,6 +34,7 @@ def configure_logging(service: str, level: str = "info", log_format: LogFormat =
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            drop_none,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
@@ -47,6 +48,7 @@ def configure_logging(service: str, level: str = "info", log_format: LogFormat =
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                drop_none,
                 renderer,
             ],
         )
@@ -59,6 +61,13 @@ def configure_logging(service: str, level: str = "info", log_format: LogFormat =
     # records, event payloads): they are never written, whatever the level.
     for name in QUIET_AT_DEBUG:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+
+
+def drop_none(
+    _logger: object, _name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Leave out the fields whose value is None: in a line, a key without a value is noise."""
+    return {key: value for key, value in event_dict.items() if value is not None}
 
 
 def _add_service(service: str) -> Processor:

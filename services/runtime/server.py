@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 from pydantic import ValidationError
 
+from services.runtime.http_errors import log_rejections
 from services.runtime.logging import configure_logging
 from services.runtime.settings import ServiceSettings
 
@@ -38,10 +39,12 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def base_app(registry: CollectorRegistry, *, client_max_size: int = 1024**2) -> web.Application:
-    """An application with the operational routes; services add theirs."""
-    # Counters' `*_created` series are noise on a dashboard (and twice the series).
+    """An application with the operational routes, whose refused requests are logged; services
+    add their routes."""
+    # Counters' `*_created` series are noise on a dashboard (and twice the series). The switch is
+    # the process's, read at each scrape: it covers every registry, made before or after.
     disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
-    app = web.Application(client_max_size=client_max_size)
+    app = web.Application(client_max_size=client_max_size, middlewares=[log_rejections])
     app[REGISTRY] = registry
     app[READINESS] = {}
     app.router.add_get("/healthz", _healthz)

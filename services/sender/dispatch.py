@@ -448,8 +448,14 @@ class Dispatcher:
             metrics.dead_letters.inc()
         if decision.disable:
             metrics.webhooks_disabled.inc()
-        failed = decision.outcome in ("retry_scheduled", "dead_lettered", "failed")
-        emit: Callable[..., None] = log.warning if failed else log.info
+        emit: Callable[..., None] = log.info
+        if decision.outcome == "dead_lettered":
+            # An error: the delivery is given up, and the subscriber misses the event until a
+            # person acts (fixes the endpoint, redrives). A retry, or a failed test call (tried
+            # once, at someone's request), needs nobody yet: a warning.
+            emit = log.error
+        elif decision.outcome in ("retry_scheduled", "failed"):
+            emit = log.warning
         fields = {
             "delivery_id": record.delivery_id,
             "event_id": record.event_id,
@@ -463,7 +469,7 @@ class Dispatcher:
             "test": record.test or None,
             "disabled_webhook": decision.disable or None,
         }
-        # One line per attempt, at warning when it failed; fields that say nothing are left out.
+        # One line per attempt; fields that say nothing are left out.
         emit("delivery.attempted", **{k: v for k, v in fields.items() if v is not None})
 
     def _dropped_repeat(self, task: DeliveryTask) -> None:

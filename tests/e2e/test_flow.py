@@ -1,7 +1,7 @@
 """The whole path with real processes: producer, router and two senders, a real receiver.
 
 Events go in three ways (POST /events, the SDK, a plain AMQP publish) and must come out as signed
-POSTs that the independent `standardwebhooks` package verifies, exactly as sent.
+POSTs that the independent `standardwebhooks` package verifies, carrying the JSON value sent.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ async def create(http: aiohttp.ClientSession, stack: Stack, **fields: Any) -> di
 async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
     stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
 ) -> None:
-    """Each subscribed webhook gets each event exactly as sent; a non-matching one gets nothing."""
+    """Each subscribed webhook gets each event as sent; a non-matching one gets nothing."""
     base = receiver.url
     exact = await create(http, stack, event="problem.update", uri=f"{base}/exact")
     pattern = await create(http, stack, event="problem.*", uri=f"{base}/pattern")
@@ -130,6 +130,59 @@ async def test_events_from_http_sdk_and_amqp_arrive_signed_and_exact(
             assert payload["object_id"] == "PRB-5"
     assert receiver.to("/other") == []
     assert other["id"] not in {r.json()["webhook_id"] for r in receiver.requests}
+
+
+# What `data` keeps (README, "What `data` keeps"): its JSON value, re-encoded. Over HTTP the strict
+# reading refuses NaN, a key twice and integers past 64 bits; over AMQP the sender takes them.
+SENT_OVER_HTTP = rb"""{"type": "values.http", "data": {
+    "z": 1, "a": 1.50, "e": 1e2, "small": 1E-7, "large": 1e21,
+    "long": 0.1000000000000000055511151231257827, "zero": -0, "negative_zero": -0.0,
+    "int": 9223372036854775807, "s": "\u00e9\/\t\u0001 \ud83d\ude00",
+    "nested": {"b": [1, 2.0, true, null], "a": {}}
+}}"""
+DELIVERED_FROM_HTTP = (
+    b'{"z":1,"a":1.5,"e":100.0,"small":1e-7,"large":1e+21,"long":0.1,"zero":0,'
+    b'"negative_zero":-0.0,"int":9223372036854775807,'
+    + '"s":"é/\\t\\u0001 😀",'.encode()
+    + b'"nested":{"b":[1,2.0,true,null],"a":{}}}'
+)
+SENT_OVER_AMQP = (
+    b'{"type": "values.amqp", "id": "evt_values", '
+    b'"data": {"nan": NaN, "inf": -Infinity, "k": 1, "k": 2, '
+    b'"huge": 123456789012345678901234567890}}'
+)
+DELIVERED_FROM_AMQP = b'{"nan":null,"inf":null,"k":2,"huge":123456789012345678901234567890}'
+
+
+async def test_data_arrives_as_its_json_value_re_encoded(
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+) -> None:
+    """`data` keeps its JSON value and key order, not its bytes: numbers and escapes re-encoded,
+    no white space; the same bytes on a first attempt and on a retry from the retry queue."""
+    receiver.fail_first["/values"] = 1
+    await create(http, stack, event="values.*", uri=f"{receiver.url}/values")
+    as_json = {**INGEST, "Content-Type": "application/json"}
+    async with http.post(
+        f"{stack.url_of('producer')}/events", data=SENT_OVER_HTTP, headers=as_json
+    ) as response:
+        assert response.status == 202, await response.text()
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    exchange = await channel.get_exchange(f"{PREFIX}.events", ensure=False)
+    await exchange.publish(
+        aio_pika.Message(SENT_OVER_AMQP, delivery_mode=2), routing_key="values.amqp", mandatory=True
+    )
+    await connection.close()
+
+    arrived = await receiver.wait_for(4, path="/values")
+    by_type: dict[str, set[bytes]] = {}
+    for request in arrived:
+        by_type.setdefault(request.json()["type"], set()).add(request.body)
+    # Each event's failed first attempt and its retry carry one body; `data` is its last field.
+    [from_http] = by_type["values.http"]
+    [from_amqp] = by_type["values.amqp"]
+    assert from_http.endswith(b'"data":' + DELIVERED_FROM_HTTP + b"}"), from_http
+    assert from_amqp.endswith(b'"data":' + DELIVERED_FROM_AMQP + b"}"), from_amqp
 
 
 async def test_one_event_reaches_fifty_webhooks(
@@ -259,7 +312,8 @@ async def test_the_history_says_what_was_sent_when_and_what_came_back(
 async def test_every_service_serves_metrics_and_logs_json_with_ids(
     stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
-    """/metrics on each service has its counters; attempt logs carry event, webhook and attempt."""
+    """/metrics on each service has its counters and no `*_created` series; attempt logs carry
+    event, webhook and attempt."""
     wanted = {
         "producer": ["hookline_events_accepted_total"],
         "router": ["hookline_webhooks", "hookline_test_calls_total"],
@@ -277,6 +331,7 @@ async def test_every_service_serves_metrics_and_logs_json_with_ids(
             text = await response.text()
         for metric in metrics:
             assert metric in text, (name, metric)
+        assert [line for line in text.splitlines() if "_created" in line] == [], name
     attempts = [
         line
         for s in stack.services

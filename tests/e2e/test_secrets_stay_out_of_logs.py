@@ -1,7 +1,8 @@
 """No signing secret, token or broker password in any service's log (even at debug level) or
 metrics: the whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created with a
 secret of its own, an event delivered, the secret rotated and another event delivered, with a
-refused request on each API; then every log line and metric of every service is searched."""
+request refused for its token and one refused for what it holds (the secret in its body) on each
+API; then every log line and metric of every service is searched."""
 
 from __future__ import annotations
 
@@ -70,6 +71,26 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
         wrong = {"Authorization": f"Bearer {ADMIN_TOKEN}-guess"}
         async with http.post(f"{url}{path}", json={}, headers=wrong) as response:
             assert response.status == 401
+    # Refused for what they hold, each with the secret in its body: a request.rejected line each.
+    as_json = {**ADMIN, "Content-Type": "application/json"}
+    for url, path, headers, body, status in (
+        (router, "/webhooks", ADMIN, {"event": "bad event", "secret": own_secret}, 400),
+        (
+            router,
+            "/webhooks",
+            ADMIN,
+            {"event": "a.b", "uri": "http://10.0.0.1/", "secret": own_secret},
+            422,
+        ),
+        (producer, "/events", INGEST, {"type": "a.b", "data": {"s": new_secret}, "x": 1}, 400),
+    ):
+        async with http.post(f"{url}{path}", json=body, headers=headers) as response:
+            assert response.status == status
+    twice = f'{{"secret": "{own_secret}", "secret": "{new_secret}"}}'
+    async with http.post(
+        f"{router}/webhooks/{webhook_id}/secret/rotate", data=twice, headers=as_json
+    ) as response:
+        assert response.status == 400
     metrics = []
     for service in stack.services:
         async with http.get(f"{service.url}/metrics") as response:
@@ -83,6 +104,8 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
     assert '"level": "debug"' in texts["router"], "the services did log at debug"
     assert '"level": "debug"' in texts["sender-1"]
     assert "request.unauthorized" in texts["router"]
+    assert texts["router"].count("request.rejected") == 3
+    assert texts["producer"].count("request.rejected") == 1
     password = urlsplit(amqp_url).password or ""
     secrets = {
         "the webhook's own secret": own_secret.removeprefix("whsec_"),

@@ -6,13 +6,18 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.deliveries import (
+    DELIVERY_TASK,
     DeliveredPayload,
     DeliveryAttempted,
+    DeliveryTask,
     Outcome,
     delivery_id_for,
 )
 from schemas.events import Event
+from services.runtime.json_body import loads_strict
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -62,13 +67,40 @@ def test_body_carries_the_optional_fields_when_set(make_event: Callable[..., Eve
 
 
 def test_body_keeps_nulls_and_key_order_inside_data(make_event: Callable[..., Event]) -> None:
-    """`data` is delivered exactly as sent: its nulls and its key order are kept."""
+    """`data` is delivered as the same JSON value: its nulls and its key order are kept."""
     data = {"z": 1, "a": None, "nested": {"y": None, "b": [None, 2]}, "m": "x"}
     body = DeliveredPayload.of(make_event(data=data), "wh_1").body()
     delivered = json.loads(body)["data"]
     assert delivered == data
     assert list(delivered) == ["z", "a", "nested", "m"]
     assert list(delivered["nested"]) == ["y", "b"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "delivered"),
+    [
+        (b'{"z": 1,\n "a": {"y": [1, true, null]}}', b'{"z":1,"a":{"y":[1,true,null]}}'),
+        (b'{"n": 1.50}', b'{"n":1.5}'),
+        (b'{"n": 1e2}', b'{"n":100.0}'),
+        (b'{"n": 1E-7}', b'{"n":1e-7}'),
+        (b'{"n": 1e21}', b'{"n":1e+21}'),
+        (b'{"n": 0.1000000000000000055511151231257827}', b'{"n":0.1}'),
+        (b'{"n": -0}', b'{"n":0}'),
+        (b'{"n": -0.0}', b'{"n":-0.0}'),
+        (b'{"n": 9223372036854775807}', b'{"n":9223372036854775807}'),
+        (rb'{"s": "\u00e9\/\t\u0001\ud83d\ude00"}', '{"s":"é/\\t\\u0001😀"}'.encode()),
+    ],
+)
+def test_data_is_delivered_as_its_json_value_encoded_again(
+    sent: bytes, delivered: bytes, make_event: Callable[..., Event]
+) -> None:
+    """What POST /events reads arrives as the same JSON value, not the same bytes, after a trip
+    through the deliver queue (README: what `data` keeps)."""
+    event = make_event(data=loads_strict(sent))
+    task = DeliveryTask(delivery_id="msg_1", webhook_id="wh_1", webhook_revision=1, event=event)
+    travelled = DELIVERY_TASK.validate_json(task.model_dump_json())
+    body = DeliveredPayload.of(travelled.event, "wh_1").body()
+    assert body.endswith(b'"data":' + delivered + b"}"), body
 
 
 def test_body_timestamp_is_the_event_time(make_event: Callable[..., Event]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from services.producer.app import create_app
@@ -59,21 +60,48 @@ async def test_an_accepted_event_is_on_the_broker_with_its_id(
     assert json.loads(logged)["id"] == answer["id"]
 
 
-async def test_a_batch_is_accepted_whole_and_a_repeated_id_is_one_event(
+async def test_a_batch_is_answered_with_each_events_id_in_order(
     producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
 ) -> None:
-    """An array answers every id in order; the same id twice is published once."""
+    """An array is answered with each event's id, its own or a new one, in the order sent, as
+    `ids` and as one `{"id": …}` per event; every event is published."""
     events = [
         {"type": "a.b", "data": {}, "id": "evt_x"},
         {"type": "recordApproval", "data": {"userId": "u"}},
-        {"type": "a.b", "data": {}, "id": "evt_x"},
+        {"type": "a.b", "data": {}, "id": "evt_y"},
     ]
     response = await producer.post("/events", json=events, headers=AUTH)
     assert response.status == 202
-    ids = (await response.json())["ids"]
-    assert ids[0] == ids[2] == "evt_x"
-    assert len(set(ids)) == 2
-    await take_all(amqp_url, settings.topology.route_queue, expect=2)
+    answer = await response.json()
+    assert answer["ids"][0] == "evt_x"
+    assert answer["ids"][1].startswith("evt_")
+    assert answer["ids"][2] == "evt_y"
+    assert answer["events"] == [{"id": event_id} for event_id in answer["ids"]]
+    assert "id" not in answer
+    published = await take_all(amqp_url, settings.topology.route_queue, expect=3)
+    assert sorted(message.message_id or "" for message in published) == sorted(answer["ids"])
+
+
+async def test_a_batch_with_one_id_twice_is_refused_whole(
+    producer: TestClient[Any, Any], settings: ProducerSettings, amqp_url: str
+) -> None:
+    """Two events of one array with the same id are a 400 naming the repeat's field; nothing is
+    published."""
+    events = [
+        {"type": "a.b", "data": {}, "id": "evt_x"},
+        {"type": "a.b", "data": {}},
+        {"type": "a.b", "data": {}, "id": "evt_y"},
+        {"type": "c.d", "data": {"n": 2}, "id": "evt_x"},
+    ]
+    with structlog.testing.capture_logs() as lines:
+        response = await producer.post("/events", json=events, headers=AUTH)
+    assert response.status == 400
+    [logged] = [line for line in lines if line["event"] == "request.rejected"]
+    assert (logged["path"], logged["status"], logged["error"]) == ("/events", 400, "invalid event")
+    answer = await response.json()
+    assert answer["errors"] == [
+        {"field": "[3].id", "message": "the id 'evt_x' is also the id of [0]"}
+    ]
     assert await message_count(amqp_url, settings.topology.route_queue) == 0
 
 

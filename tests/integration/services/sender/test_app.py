@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import Webhook
 
@@ -133,6 +134,36 @@ async def test_a_delivery_out_of_attempts_is_dead_lettered_with_its_reason(
     metrics = await (await sender.get("/metrics")).text()
     assert "hookline_dead_letters_total 1.0" in metrics
     assert 'hookline_delivery_retries_total{tier="300ms"} 2.0' in metrics
+
+
+async def test_attempt_lines_are_logged_at_the_level_of_their_outcome(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """A delivered attempt is an info line, a failed one that is retried a warning, and the
+    dead letter after the last one an error, each with the attempt's fields."""
+    receiver.always["/down"] = 503
+    failing = await upstream.webhook(f"{receiver.url}/down")
+    working = await upstream.webhook(f"{receiver.url}/up")
+    with structlog.testing.capture_logs() as lines:
+        await upstream.deliver(working)
+        await upstream.deliver(failing)
+
+        def attempts() -> list[MutableMapping[str, Any]]:
+            return [line for line in lines if line["event"] == "delivery.attempted"]
+
+        await eventually(lambda: len(attempts()) == 4)
+    levels = {
+        (line["webhook_id"], line["attempt"]): (line["log_level"], line["outcome"])
+        for line in attempts()
+    }
+    assert levels == {
+        (working.id, 1): ("info", "delivered"),
+        (failing.id, 1): ("warning", "retry_scheduled"),
+        (failing.id, 2): ("warning", "retry_scheduled"),
+        (failing.id, 3): ("error", "dead_lettered"),
+    }
+    [dead] = [line for line in attempts() if line["outcome"] == "dead_lettered"]
+    assert (dead["status_code"], dead["error"]) == (503, "503 Service Unavailable")
 
 
 async def test_an_attempt_has_one_total_deadline(

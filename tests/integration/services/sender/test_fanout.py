@@ -4,6 +4,8 @@ webhook table that is current, once per event id, and an unreadable event is par
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any
 
 import aio_pika
@@ -82,6 +84,35 @@ async def test_a_repeated_event_id_is_routed_once(
     await asyncio.sleep(0.3)
     assert len(receiver.to("/paid")) == 1
     assert await message_count(amqp_url, upstream.settings.topology.route_queue) == 0
+
+
+async def test_an_events_id_over_amqp_is_its_message_id_when_the_body_has_none(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver
+) -> None:
+    """Two byte-identical events without an id, published with aio-pika, are two events (each
+    publish gets a random message_id); two with one message_id of their own are one."""
+    await upstream.webhook(f"{receiver.url}/plain", event="plain.t")
+    await upstream.webhook(f"{receiver.url}/own", event="own.t")
+    for _ in range(2):
+        await upstream.publish_event({"type": "plain.t", "data": {"n": 1}})
+    for _ in range(2):
+        await upstream.publisher.publish(
+            upstream.settings.topology.events_exchange,
+            "own.t",
+            json.dumps({"type": "own.t", "data": {"n": 1}}).encode(),
+            message_id="evt_own",
+        )
+
+    async def all_taken() -> bool:
+        return await metric(sender, "hookline_events_duplicate_total") == 1
+
+    await eventually(all_taken)
+    await receiver.wait_for(3)
+    await asyncio.sleep(0.3)
+    plain = {request.json()["id"] for request in receiver.to("/plain")}
+    assert len(plain) == 2
+    assert all(re.fullmatch("[0-9a-f]{32}", event_id) for event_id in plain), plain
+    assert [request.json()["id"] for request in receiver.to("/own")] == ["evt_own"]
 
 
 async def test_an_unreadable_event_is_parked_with_its_reason(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -48,3 +49,27 @@ def test_at_info_the_libraries_speak_from_warning_up(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "Connection established" not in out
     assert "Connection lost" in out
+
+
+def test_fields_without_a_value_are_left_out_of_ours_and_the_libraries_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A field whose value is None is not written, in our lines and the libraries' (a context
+    variable bound to None reaches both); 0, False and "" are values and stay."""
+    configure_logging("router", "info", "json")
+    structlog.contextvars.bind_contextvars(request_id=None, attempt=0)
+    try:
+        structlog.get_logger("services.router").info(
+            "our.line", checkpoint_at=None, count=0, test=False, note=""
+        )
+        logging.getLogger("aiormq.connection").warning("Connection lost")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    ours, theirs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert ours["event"] == "our.line"
+    assert theirs["event"] == "Connection lost"
+    for line in (ours, theirs):
+        assert None not in line.values(), line
+        assert "request_id" not in line
+        assert line["attempt"] == 0
+    assert (ours["count"], ours["test"], ours["note"]) == (0, False, "")

@@ -84,6 +84,15 @@ def test_without_any_id_the_content_hash_is_the_id() -> None:
     assert first.id == again.id == content_event_id("problem.update", body)
 
 
+def test_byte_identical_messages_are_one_event_only_without_a_message_id() -> None:
+    """Two copies of one body with neither id are one event; with two message_ids (aio-pika sets a
+    random one on every publish that has none) they are two; with one message_id, one."""
+    body = b'{"type": "problem.update", "data": {"k": 1}}'
+    assert read_event(message(body=body)).id == read_event(message(body=body)).id
+    assert read_event(message(body=body, message_id="a1")).id == "a1"
+    assert read_event(message(body=body, message_id="b2")).id == "b2"
+
+
 @pytest.mark.parametrize("message_id", ["not an id", "x" * 129, "caf\u00e9"])
 def test_a_message_id_that_is_no_event_id_is_unreadable(message_id: str) -> None:
     """An AMQP message_id that cannot be an event id makes the event unreadable, not a crash."""
