@@ -220,6 +220,16 @@ class Topology:
             queues[self.park_queue(delay_s)] = self.retry_queue_arguments(delay_s)
         return queues
 
+    def work_queues(self) -> dict[str, str]:
+        """Every queue that holds work or letters, by role: its name without the prefix (`route`,
+        `deliver`, `retry.5s`, `park.1s`, `dead`, `quarantine`, `mail`). Streams are left out: they
+        are logs read from an offset, not queues that drain, so they have no depth to watch."""
+        return {
+            name.removeprefix(f"{self.prefix}."): name
+            for name, arguments in self.queues().items()
+            if arguments.get("x-queue-type") != "stream"
+        }
+
     def exchanges(self) -> dict[str, str]:
         """Every exchange of the install with its type."""
         return {self.events_exchange: "topic", self.deliveries_exchange: "direct"}

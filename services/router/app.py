@@ -1,5 +1,6 @@
 """The router's aiohttp application: the webhooks API, fed by the webhooks stream; endpoint health
-with auto-disable; and failure mail. (Events are routed by the senders, next to their delivery.)"""
+with auto-disable; failure mail; and the queues' depths for /metrics. (Events are routed by the
+senders, next to their delivery.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.router.history_store import HistoryStore
 from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
 from services.router.openapi import router_document
+from services.router.queue_depths import BrokerProbe, QueueDepthPoller
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -117,13 +119,21 @@ def create_app(settings: RouterSettings) -> web.Application:
             hold_s=settings.hold_s,
         )
         app[READINESS]["consuming"] = lambda: mail_consumer.consuming
+        queue_depths = QueueDepthPoller(
+            BrokerProbe(connection),
+            topology.work_queues(),
+            metrics.queues,
+            interval_s=settings.queue_metrics_s,
+        )
         try:
             await webhook_log.start("router")
             await projection.start()  # the checkpoint now, the delivery log in the background
             await history.start()  # on from where the store stopped, in the background
             await mail_consumer.start()
+            await queue_depths.start()
             yield
         finally:
+            await queue_depths.stop()
             await mail_consumer.stop(grace_s=1.0)
             await digests.stop()
             await disabler.stop()

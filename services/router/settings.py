@@ -67,6 +67,8 @@ class RouterSettings(ServiceSettings):
     disable_after_failures: int = Field(default=20, ge=1)
     # How often the endpoint-health projection is checkpointed to the health stream.
     health_checkpoint_s: float = Field(default=60.0, gt=0)
+    # How often the depth and consumer count of every queue are read from the broker for /metrics.
+    queue_metrics_s: float = Field(default=15.0, gt=0)
     # Failure mail: `smtp://[user:password@]host[:port][?starttls=true]` or `smtps://…`; none, no
     # mail. At most one digest per webhook every `mail_digest_s`; the first notice of a digest
     # waits `mail_gather_s` for others. Notices wait unacked meanwhile, so the digest stays below

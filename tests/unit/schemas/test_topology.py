@@ -122,3 +122,25 @@ def test_every_bound_queue_and_exchange_is_declared(topology: Topology) -> None:
     for queue, exchange, _key in topology.bindings():
         assert queue in topology.queues()
         assert exchange in topology.exchanges()
+
+
+def test_work_queues_are_named_by_role_without_the_streams(topology: Topology) -> None:
+    """The queues whose depth means something, keyed by their name without the prefix."""
+    roles = topology.work_queues()
+    assert set(roles) == {
+        "route",
+        "deliver",
+        "dead",
+        "quarantine",
+        "mail",
+        "retry.200ms",
+        "retry.5s",
+        "retry.5m",
+        "park.1s",
+        "park.5s",
+        "park.30s",
+        "park.5m",
+    }
+    assert roles["dead"] == topology.dead_queue
+    assert roles["retry.5s"] == topology.retry_queue(5.0)
+    assert topology.events_stream not in roles.values()

@@ -68,3 +68,14 @@ def test_an_account_token_entry_must_be_account_and_token(
     with pytest.raises(ValidationError, match="is not account:token") as caught:
         RouterSettings()
     assert value not in str(caught.value)
+
+
+def test_queue_metrics_are_polled_every_15_s_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HOOKLINE_QUEUE_METRICS_S sets the poll interval of the queue depths; 0 is refused."""
+    monkeypatch.setenv("HOOKLINE_ADMIN_TOKEN", "admin-secret")
+    assert RouterSettings().queue_metrics_s == 15
+    monkeypatch.setenv("HOOKLINE_QUEUE_METRICS_S", "2.5")
+    assert RouterSettings().queue_metrics_s == 2.5
+    monkeypatch.setenv("HOOKLINE_QUEUE_METRICS_S", "0")
+    with pytest.raises(ValidationError):
+        RouterSettings()
