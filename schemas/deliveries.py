@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from schemas.events import Event, ObjectId
 
@@ -35,8 +35,31 @@ class DeliveryTask(BaseModel):
         description="Offset of the webhook's last change the router saw: senders wait for it."
     )
     attempt: int = Field(default=1, ge=1, description="The attempt this message asks for.")
+    schedule_from: int = Field(
+        default=1,
+        ge=1,
+        description="The attempt the retry schedule counts from: 1, or the first attempt after "
+        "a redrive, which starts a fresh schedule while attempt numbers go on.",
+    )
     test: bool = Field(default=False, description="A test call: sent even to a disabled webhook.")
     event: Event
+
+    @model_validator(mode="after")
+    def _schedule_starts_by_now(self) -> DeliveryTask:
+        if self.schedule_from > self.attempt:
+            raise ValueError("schedule_from is after attempt")
+        return self
+
+    @property
+    def attempt_of_schedule(self) -> int:
+        """The attempt's place in its retry schedule (1 for the first of a fresh one)."""
+        return self.attempt - self.schedule_from + 1
+
+    def redriven(self) -> DeliveryTask:
+        """This dead letter sent again: the next attempt, with a fresh retry schedule."""
+        return self.model_copy(
+            update={"attempt": self.attempt + 1, "schedule_from": self.attempt + 1}
+        )
 
 
 DELIVERY_TASK = TypeAdapter(DeliveryTask)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.deliveries import Outcome
@@ -43,3 +45,33 @@ class DeliveryView(BaseModel):
     )
     test: bool = Field(default=False, description="A test call (`POST /webhooks/:id/test`).")
     attempts: list[AttemptView] = Field(description="Oldest first.")
+
+
+class RedriveRequest(BaseModel):
+    """Which dead letters to send again: every one (an empty body), one webhook's, or the chosen
+    deliveries (both: the chosen deliveries of that webhook)."""
+
+    model_config = ConfigDict(extra="forbid", title="RedriveRequest")
+
+    webhook_id: str | None = Field(default=None, min_length=1, max_length=64)
+    delivery_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=10_000, description="`webhook-id`s of deliveries."
+    )
+
+
+class RedriveView(BaseModel):
+    """A redrive's progress: one pass over the dead letters as deep as they were at its start."""
+
+    model_config = ConfigDict(title="Redrive")
+
+    id: str
+    status: Literal["running", "done", "failed"]
+    total: int = Field(description="Dead letters when the pass began.")
+    looked_at: int
+    redriven: int = Field(description="Sent again, each as its delivery's next attempt.")
+    kept: int = Field(
+        description="Left in the dead letters (not chosen, or their webhook is gone or disabled)."
+    )
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    error: str | None = None

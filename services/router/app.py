@@ -10,7 +10,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, history_api
+from services.router import api, dead_letters_api, history_api
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -19,6 +19,7 @@ from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
 from services.router.openapi import router_document
 from services.router.queue_depths import BrokerProbe, QueueDepthPoller
+from services.router.redrive import Redrives
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -48,12 +49,13 @@ def create_app(settings: RouterSettings) -> web.Application:
     app.middlewares.append(
         bearer_auth(
             settings.admin_tokens,
-            lambda path: path.startswith(("/webhooks", "/deliveries")),
+            lambda path: path.startswith(("/webhooks", "/deliveries", "/dead-letters")),
             scoped=settings.scoped_tokens,
         )
     )
     api.add_routes(app)
     history_api.add_routes(app)
+    dead_letters_api.add_routes(app)
     add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -83,6 +85,8 @@ def create_app(settings: RouterSettings) -> web.Application:
             retention_s=settings.history_retention_s,
         )
         app[history_api.HISTORY] = history
+        redrives = Redrives(connection, publisher, topology)
+        app[dead_letters_api.REDRIVES] = redrives
         router = Router(
             topology=topology,
             metrics=metrics,
@@ -138,6 +142,7 @@ def create_app(settings: RouterSettings) -> web.Application:
             await digests.stop()
             await disabler.stop()
             await projection.stop()
+            await redrives.stop()
             await history.stop()
             await history_store.close()
             await webhook_log.stop()

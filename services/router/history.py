@@ -125,11 +125,24 @@ class HistoryProjection:
             self._wake.clear()
             try:
                 await self._write_pending()
-            except sqlite3.Error as error:
-                # The records stay pending: the history falls behind, the router goes on.
+            except sqlite3.OperationalError as error:
+                # A full disk, a file locked by another process: the records stay pending, the
+                # history falls behind, the router goes on.
                 log.error("history.write_failed", error=str(error), retry_in_s=WRITE_RETRY_S)
                 await asyncio.sleep(WRITE_RETRY_S)
                 self._wake.set()
+            except sqlite3.Error as error:
+                # Records the store cannot take (a bug, not a passing fault) would fail forever:
+                # they are left out, loudly, and the history goes on after them.
+                log.error(
+                    "history.records_skipped",
+                    error=str(error),
+                    records=len(self._pending),
+                    up_to_offset=self._pending_offset,
+                )
+                self._pending = []
+                self.stored_offset = self._pending_offset
+                self._stored.set()
 
     async def _write_pending(self) -> None:
         if self._reset:

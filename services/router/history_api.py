@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
@@ -48,14 +49,19 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if not _visible_webhook(request, webhook_id):
         raise http_error(web.HTTPNotFound, "webhook not found", id=webhook_id)
     try:
-        wanted, limit, after = _listing_query(request.query)
+        wanted, limit, after = listing_query(request.query)
     except QueryError as error:
-        return error_response(
-            400, "invalid query", errors=[{"field": error.field, "message": str(error)}]
-        )
-    store = request.app[HISTORY].store
+        return invalid_query(error)
+    wanted = replace(wanted, webhook_ids=frozenset({webhook_id}))
+    return await page_of_deliveries(request, wanted, limit, after)
+
+
+async def page_of_deliveries(
+    request: web.Request, wanted: DeliveryFilter, limit: int, after: Cursor | None
+) -> web.Response:
+    """A page of the deliveries `wanted`, with a `Link` to the next page when there is one."""
     # One more than asked for says whether there is a next page.
-    found = await store.deliveries(webhook_id, wanted, limit=limit + 1, after=after)
+    found = await request.app[HISTORY].store.deliveries(wanted, limit=limit + 1, after=after)
     page = found[:limit]
     headers: dict[str, str] = {}
     if len(found) > limit:
@@ -74,7 +80,13 @@ async def get_delivery(request: web.Request) -> web.Response:
     return web.json_response(_shown(delivery))
 
 
-def _listing_query(query: Mapping[str, str]) -> tuple[DeliveryFilter, int, Cursor | None]:
+def invalid_query(error: QueryError) -> web.Response:
+    return error_response(
+        400, "invalid query", errors=[{"field": error.field, "message": str(error)}]
+    )
+
+
+def listing_query(query: Mapping[str, str]) -> tuple[DeliveryFilter, int, Cursor | None]:
     """What a listing asks for; QueryError names the parameter that is wrong."""
     outcome = query.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:

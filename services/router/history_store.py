@@ -38,11 +38,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_attempt INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     next_attempt_at_ms INTEGER,
+    last_error TEXT,
     test INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_webhook
     ON deliveries (webhook_id, first_at_ms DESC, delivery_id DESC);
 CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (last_at_ms);
+CREATE INDEX IF NOT EXISTS deliveries_by_outcome
+    ON deliveries (outcome, first_at_ms DESC, delivery_id DESC);
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -61,8 +64,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 # read late changes only the first time.
 _UPSERT_DELIVERY = """
 INSERT INTO deliveries (delivery_id, webhook_id, event_id, event_type, first_at_ms, last_at_ms,
-                        last_attempt, outcome, next_attempt_at_ms, test)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        last_attempt, outcome, next_attempt_at_ms, last_error, test)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (delivery_id) DO UPDATE SET
     first_at_ms = min(first_at_ms, excluded.first_at_ms),
     outcome = CASE WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
@@ -70,6 +73,9 @@ ON CONFLICT (delivery_id) DO UPDATE SET
     next_attempt_at_ms = CASE
         WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
         THEN excluded.next_attempt_at_ms ELSE next_attempt_at_ms END,
+    last_error = CASE
+        WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
+        THEN excluded.last_error ELSE last_error END,
     last_attempt = CASE
         WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
         THEN excluded.last_attempt ELSE last_attempt END,
@@ -85,7 +91,7 @@ _ATTEMPT_COLUMNS = (
 )
 _DELIVERY_COLUMNS = (
     "d.delivery_id, d.webhook_id, d.event_id, d.event_type, d.first_at_ms, d.last_at_ms, "
-    "d.outcome, d.next_attempt_at_ms, d.test, "
+    "d.outcome, d.next_attempt_at_ms, d.test, d.last_error, "
     "(SELECT count(*) FROM attempts a WHERE a.delivery_id = d.delivery_id)"
 )
 
@@ -112,6 +118,7 @@ class StoredDelivery:
     outcome: Outcome
     next_attempt_at_ms: int | None
     test: bool
+    last_error: str | None
     attempt_count: int
     attempts: tuple[StoredAttempt, ...]
 
@@ -124,6 +131,8 @@ class DeliveryFilter:
     event_type: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+    webhook_ids: frozenset[str] | None = None  # None: every webhook's
+    last_error: str | None = None
 
 
 class BadCursor(ValueError):
@@ -233,9 +242,8 @@ class HistoryStore:
                     _at_ms(r),
                     r.attempt,
                     r.outcome,
-                    None
-                    if r.next_attempt_in_s is None
-                    else _at_ms(r) + round(r.next_attempt_in_s * 1000),
+                    _next_due_ms(r),
+                    r.error,
                     int(r.test),
                 )
                 for r in records
@@ -270,15 +278,20 @@ class HistoryStore:
 
     async def deliveries(
         self,
-        webhook_id: str,
         wanted: DeliveryFilter,
         *,
         limit: int,
         after: Cursor | None = None,
     ) -> list[StoredDelivery]:
-        """A page of a webhook's deliveries, newest first attempt first, after `after`."""
-        where = ["d.webhook_id = ?"]
-        arguments: list[Any] = [webhook_id]
+        """A page of deliveries, newest first attempt first, after `after`."""
+        where = ["1"]
+        arguments: list[Any] = []
+        if wanted.webhook_ids is not None:
+            where.append(f"d.webhook_id IN ({','.join('?' * len(wanted.webhook_ids))})")
+            arguments += sorted(wanted.webhook_ids)
+        if wanted.last_error is not None:
+            where.append("d.last_error = ?")
+            arguments.append(wanted.last_error)
         if wanted.outcome is not None:
             where.append("d.outcome = ?")
             arguments.append(wanted.outcome)
@@ -342,6 +355,7 @@ def _delivery(row: Any, attempts: tuple[StoredAttempt, ...]) -> StoredDelivery:
         outcome=row[6],
         next_attempt_at_ms=row[7],
         test=bool(row[8]),
-        attempt_count=row[9],
+        last_error=row[9],
+        attempt_count=row[10],
         attempts=attempts,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-from schemas.history import AttemptView, DeliveryView
+from schemas.history import AttemptView, DeliveryView, RedriveRequest, RedriveView
 from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
 from services.router.history_api import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES
 from services.router.paging import MAX_PER_PAGE
@@ -183,6 +183,73 @@ def _history_paths() -> dict[str, Any]:
     }
 
 
+def _dead_letter_paths() -> dict[str, Any]:
+    filters = [p for p in HISTORY_PARAMETERS if p["name"] != "outcome"] + [
+        {"name": "webhook_id", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "reason",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "The last attempt's error, exactly: `410 Gone`, …",
+        },
+    ]
+    progress = {
+        "description": "The redrive's progress.",
+        "headers": {"Location": {"schema": {"type": "string"}}},
+        "content": json_content(ref(RedriveView)),
+    }
+    return {
+        "/dead-letters": {
+            "get": _operation(
+                "listDeadLetters",
+                "Deliveries whose newest attempt dead-lettered them, newest first.",
+                {
+                    "200": {
+                        "description": "One page; `Link` rel=next leads to the next one.",
+                        "headers": {"Link": {"schema": {"type": "string"}}},
+                        "content": json_content({"type": "array", "items": ref(DeliveryView)}),
+                    },
+                    "400": error("A query parameter is wrong: `errors` names it."),
+                    "404": NOT_FOUND,
+                },
+                parameters=filters,
+            )
+        },
+        "/dead-letters/redrive": {
+            "post": _operation(
+                "redriveDeadLetters",
+                "Send dead letters again, each as its delivery's next attempt on a fresh "
+                "schedule, with the same webhook-id.",
+                {
+                    "200": {**progress, "description": "Done: how many were redriven."},
+                    "202": {**progress, "description": "Still running: follow `Location`."},
+                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "404": NOT_FOUND,
+                    "409": error("Another redrive is running."),
+                    "415": NOT_JSON,
+                },
+                requestBody={"required": False, "content": json_content(ref(RedriveRequest))},
+            )
+        },
+        "/dead-letters/redrives/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _operation(
+                "getRedrive",
+                "A redrive's progress (kept by the router that runs it).",
+                {
+                    "200": {
+                        "description": "Its progress.",
+                        "content": json_content(ref(RedriveView)),
+                    },
+                    "404": error("No redrive of this id on this router."),
+                },
+            ),
+        },
+    }
+
+
 def router_document() -> dict[str, Any]:
     body = {"required": True, "content": json_content(ref(WebhookCreate))}
     patch = {"required": True, "content": json_content(ref(WebhookPatch))}
@@ -278,6 +345,7 @@ def router_document() -> dict[str, Any]:
             ),
         },
         **_history_paths(),
+        **_dead_letter_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -285,5 +353,14 @@ def router_document() -> dict[str, Any]:
         description="Webhook subscriptions, after Xurrent's webhooks API. Every change is a "
         "record of the webhooks stream, answered once this replica has read it back.",
         paths=paths,
-        models=[Webhook, WebhookCreate, WebhookPatch, SecretRotate, DeliveryView, AttemptView],
+        models=[
+            Webhook,
+            WebhookCreate,
+            WebhookPatch,
+            SecretRotate,
+            DeliveryView,
+            AttemptView,
+            RedriveRequest,
+            RedriveView,
+        ],
     )

@@ -127,7 +127,11 @@ class Dispatcher:
             if recorded.attempt == task.attempt and reproduces(message, recorded):
                 return await self._reproduce(message, task, webhook, recorded)
             return Done(then=lambda: self._dropped_repeat(task))
-        if recorded is not None and recorded.outcome in FINAL_OUTCOMES:
+        if (
+            recorded is not None
+            and recorded.outcome in FINAL_OUTCOMES
+            and task.schedule_from <= recorded.attempt  # a redrive starts after the final one
+        ):
             return Done(then=lambda: self._dropped_repeat(task))  # a forked chain's retry
         if may_repeat(message):
             wait_s = self._recheck_wait_s(message)
@@ -203,7 +207,9 @@ class Dispatcher:
                     retry_after_s=result.retry_after_s if result else None,
                 )
         assert result is not None, "call() returns every failure as a result"
-        decision = decide(result, attempt=task.attempt, test=task.test, schedule_s=self._schedule_s)
+        decision = decide(
+            result, attempt=task.attempt_of_schedule, test=task.test, schedule_s=self._schedule_s
+        )
         return await self._settle(message, task, webhook, decision, result)
 
     async def _webhook_as_routed(self, task: DeliveryTask) -> WebhookState | None:

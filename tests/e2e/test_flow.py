@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from schemas.topology import REASON_HEADER
 from services.producer.sdk import Producer
 from tests.conftest import RUN_PREFIX
-from tests.support.broker import take_all
+from tests.support.broker import message_count, take_all
 from tests.support.processes import (
     ADMIN_TOKEN,
     FULL_STACK,
@@ -307,6 +307,48 @@ async def test_the_history_says_what_was_sent_when_and_what_came_back(
         return abs(seen - tested_at) < timedelta(milliseconds=1)
 
     await eventually(last_attempt_is_the_test, timeout_s=20)
+
+
+async def test_a_redriven_dead_letter_is_delivered_under_its_webhook_id(
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession, amqp_url: str
+) -> None:
+    """Dead-lettered after its schedule, listed in /dead-letters, redriven once the endpoint is
+    back: the subscriber gets it as attempt 4 with the same webhook-id, and the dead queue is
+    empty again."""
+    receiver.always["/redrive"] = 503
+    made = await create(http, stack, event="redrive.me", uri=f"{receiver.url}/redrive")
+    router = stack.url_of("router")
+    async with http.post(
+        f"{stack.url_of('producer')}/events",
+        json={"type": "redrive.me", "data": {}, "id": "evt_redrive"},
+        headers=INGEST,
+    ) as response:
+        assert response.status == 202
+    failed = await receiver.wait_for(3, path="/redrive", timeout_s=30)
+
+    async def dead_lettered() -> bool:
+        query = f"{router}/dead-letters?webhook_id={made['id']}"
+        async with http.get(query, headers=ADMIN) as r:
+            return len(await r.json()) == 1
+
+    await eventually(dead_lettered, timeout_s=20)
+    del receiver.always["/redrive"]
+    async with http.post(
+        f"{router}/dead-letters/redrive", json={"webhook_id": made["id"]}, headers=ADMIN
+    ) as response:
+        assert response.status == 200
+        assert (await response.json())["redriven"] == 1
+    [*_, redriven] = await receiver.wait_for(4, path="/redrive", timeout_s=20)
+    assert redriven.headers["webhook-id"] == failed[0].headers["webhook-id"]
+    assert redriven.status == 200
+
+    async def delivered_again() -> bool:
+        async with http.get(f"{router}/webhooks/{made['id']}/deliveries", headers=ADMIN) as r:
+            [delivery] = await r.json()
+        return bool(delivery["outcome"] == "delivered" and delivery["attempt_count"] == 4)
+
+    await eventually(delivered_again, timeout_s=20)
+    assert await message_count(amqp_url, f"{PREFIX}.dead") == 0
 
 
 async def test_every_service_serves_metrics_and_logs_json_with_ids(

@@ -107,3 +107,34 @@ def test_body_timestamp_is_the_event_time(make_event: Callable[..., Event]) -> N
     """The body's timestamp is when the event happened."""
     body = json.loads(DeliveredPayload.of(make_event(), "wh_1").body())
     assert datetime.fromisoformat(body["timestamp"]) == AT
+
+
+def test_a_redriven_task_is_the_next_attempt_on_a_fresh_schedule(
+    make_event: Callable[..., Event],
+) -> None:
+    task = DeliveryTask(
+        delivery_id="msg_1", webhook_id="wh_1", webhook_revision=3, attempt=8, event=make_event()
+    )
+    assert task.attempt_of_schedule == 8
+    redriven = task.redriven()
+    assert (redriven.attempt, redriven.schedule_from, redriven.attempt_of_schedule) == (9, 9, 1)
+    assert (redriven.delivery_id, redriven.event) == (task.delivery_id, task.event)
+    # Its retry goes on counting in the new schedule.
+    retry = redriven.model_copy(update={"attempt": 10})
+    assert retry.attempt_of_schedule == 2
+    # A task written before redrives existed reads as on its first schedule.
+    old = json.loads(task.model_dump_json())
+    del old["schedule_from"]
+    assert DELIVERY_TASK.validate_python(old).attempt_of_schedule == 8
+
+
+def test_a_schedule_cannot_start_after_its_attempt(make_event: Callable[..., Event]) -> None:
+    with pytest.raises(ValueError, match="schedule_from is after attempt"):
+        DeliveryTask(
+            delivery_id="msg_1",
+            webhook_id="wh_1",
+            webhook_revision=0,
+            attempt=2,
+            schedule_from=3,
+            event=make_event(),
+        )

@@ -3,6 +3,7 @@ as senders write them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,7 +62,8 @@ async def log_records(batches: RecordBatches, records: Sequence[DeliveryAttempte
 
 async def caught_up(client: TestClient[Any, Any]) -> None:
     assert client.app is not None
-    await client.app[HISTORY].caught_up()
+    async with asyncio.timeout(10):
+        await client.app[HISTORY].caught_up()
 
 
 async def test_a_webhooks_deliveries_with_their_attempts_filters_and_pages(

@@ -4,6 +4,7 @@ pages, resuming after the stored offset, and pruning."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from services.router.history_store import (
 )
 
 STREAM = "t.deliveries.log"
+WH_1 = DeliveryFilter(webhook_ids=frozenset({"wh_1"}))
 T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 
 
@@ -66,7 +68,7 @@ async def test_a_delivery_gathers_its_attempts_and_stands_where_the_newest_says(
         ],
         applied_offset=3,
     )
-    [found] = await store.deliveries("wh_1", DeliveryFilter(), limit=10)
+    [found] = await store.deliveries(WH_1, limit=10)
     assert found.outcome == "delivered"
     assert found.attempt_count == 2
     assert found.next_attempt_at_ms is None
@@ -127,7 +129,10 @@ async def test_filters_pick_by_outcome_type_and_time(store: HistoryStore) -> Non
     )
 
     async def ids(wanted: DeliveryFilter) -> list[str]:
-        return [d.delivery_id for d in await store.deliveries("wh_1", wanted, limit=10)]
+        return [
+            d.delivery_id
+            for d in await store.deliveries(replace(wanted, webhook_ids=WH_1.webhook_ids), limit=10)
+        ]
 
     def at(seconds: float) -> int:
         return round((T0 + timedelta(seconds=seconds)).timestamp() * 1000)
@@ -149,7 +154,7 @@ async def test_cursor_pages_give_every_delivery_once_newest_first(store: History
     seen: list[str] = []
     after: Cursor | None = None
     while True:
-        page = await store.deliveries("wh_1", DeliveryFilter(), limit=7, after=after)
+        page = await store.deliveries(WH_1, limit=7, after=after)
         seen += [d.delivery_id for d in page]
         if len(page) < 7:
             break
@@ -208,4 +213,4 @@ async def test_clear_forgets_everything(store: HistoryStore) -> None:
     await store.add([attempt("d1", 1, 0, "delivered")], applied_offset=9)
     await store.clear()
     assert await store.applied_offset() is None
-    assert await store.deliveries("wh_1", DeliveryFilter(), limit=10) == []
+    assert await store.deliveries(WH_1, limit=10) == []
