@@ -60,18 +60,50 @@ class RedriveRequest(BaseModel):
 
 
 class RedriveView(BaseModel):
-    """A redrive's progress: one pass over the dead letters as deep as they were at its start."""
+    """A redrive's (or discard's) progress: one pass over the queue as deep as it was at its
+    start."""
 
     model_config = ConfigDict(title="Redrive")
 
     id: str
     status: Literal["running", "done", "failed"]
-    total: int = Field(description="Dead letters when the pass began.")
+    total: int = Field(description="Messages in the queue when the pass began.")
     looked_at: int
     redriven: int = Field(description="Sent again, each as its delivery's next attempt.")
     kept: int = Field(
-        description="Left in the dead letters (not chosen, or their webhook is gone or disabled)."
+        description="Left in the queue (not chosen, or a dead letter whose webhook is gone or "
+        "disabled)."
     )
+    discarded: int = Field(default=0, description="Dropped on purpose (quarantine discard).")
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     error: str | None = None
+
+
+class QuarantinedView(BaseModel):
+    """A message in quarantine: why it is there, where it came from, and what it holds."""
+
+    model_config = ConfigDict(title="Quarantined")
+
+    id: str = Field(description="`q_…`, a digest of the message: name it to redrive or discard.")
+    source_queue: str | None = Field(description="The queue it was quarantined from.")
+    reason: str | None
+    message_id: str | None = None
+    type: str | None = None
+    routing_key: str | None = Field(
+        default=None, description="The key it was first published with."
+    )
+    quarantined_at: AwareDatetime | None = None
+    size: int = Field(description="The body's length in bytes.")
+    body: str = Field(description="The body's first 1 KiB, as text.")
+    times_looked_at: int = Field(
+        default=0, description="How often it was handed out and given back (listings included)."
+    )
+
+
+class QuarantineChoice(BaseModel):
+    """Which quarantined messages to act on, by the ids the listing gives."""
+
+    model_config = ConfigDict(extra="forbid", title="QuarantineChoice")
+
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)

@@ -21,6 +21,9 @@ POISON_DELIVERY_LIMIT = 200
 DELIVER_KEY = "deliver"
 # Header that says why a message was parked in quarantine or dead-lettered.
 REASON_HEADER = "x-hookline-reason"
+# Header that names the queue a message was quarantined from (the broker's own dead-lettering says
+# it in `x-first-death-queue`).
+SOURCE_HEADER = "x-hookline-source"
 # Header that counts how many times in a row a message crashed its handler (set when a consumer
 # republishes it after a crash; read to quarantine it after too many).
 CRASHES_HEADER = "x-hookline-crashes"

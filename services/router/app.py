@@ -10,7 +10,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, dead_letters_api, history_api
+from services.router import api, dead_letters_api, history_api, quarantine_api
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -19,7 +19,7 @@ from services.router.mail import MailDigests
 from services.router.metrics import RouterMetrics
 from services.router.openapi import router_document
 from services.router.queue_depths import BrokerProbe, QueueDepthPoller
-from services.router.redrive import Redrives
+from services.router.queue_passes import QueuePasses
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -38,6 +38,8 @@ from services.runtime.webhook_log import WebhookLog
 
 # Descriptions may be 64 KiB; leave room for the rest of the webhook.
 MAX_BODY_BYTES = 256 * 1024
+# What the admin tokens guard (the operational routes and /openapi.json are open).
+PROTECTED_PATHS = ("/webhooks", "/deliveries", "/dead-letters", "/quarantine")
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
 
@@ -49,13 +51,14 @@ def create_app(settings: RouterSettings) -> web.Application:
     app.middlewares.append(
         bearer_auth(
             settings.admin_tokens,
-            lambda path: path.startswith(("/webhooks", "/deliveries", "/dead-letters")),
+            lambda path: path.startswith(PROTECTED_PATHS),
             scoped=settings.scoped_tokens,
         )
     )
     api.add_routes(app)
     history_api.add_routes(app)
     dead_letters_api.add_routes(app)
+    quarantine_api.add_routes(app)
     add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -85,8 +88,10 @@ def create_app(settings: RouterSettings) -> web.Application:
             retention_s=settings.history_retention_s,
         )
         app[history_api.HISTORY] = history
-        redrives = Redrives(connection, publisher, topology)
+        redrives = QueuePasses(connection, topology.dead_queue, "rdr")
         app[dead_letters_api.REDRIVES] = redrives
+        quarantine_passes = QueuePasses(connection, topology.quarantine_queue, "qp")
+        app[quarantine_api.QUARANTINE_PASSES] = quarantine_passes
         router = Router(
             topology=topology,
             metrics=metrics,
@@ -143,6 +148,7 @@ def create_app(settings: RouterSettings) -> web.Application:
             await disabler.stop()
             await projection.stop()
             await redrives.stop()
+            await quarantine_passes.stop()
             await history.stop()
             await history_store.close()
             await webhook_log.stop()

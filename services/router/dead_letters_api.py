@@ -18,7 +18,8 @@ from services.router.history_api import (
     listing_query,
     page_of_deliveries,
 )
-from services.router.redrive import RedriveBusy, Redrives
+from services.router.queue_passes import PassBusy, QueuePasses
+from services.router.redrive import redrive_chosen
 from services.router.state import ROUTER
 from services.runtime.http_errors import (
     ACCOUNT_SCOPE,
@@ -28,7 +29,8 @@ from services.runtime.http_errors import (
 )
 from services.runtime.json_body import read_json
 
-REDRIVES = web.AppKey("redrives", Redrives)
+# Passes over the dead queue.
+REDRIVES = web.AppKey("redrives", QueuePasses)
 # How long a redrive request waits for its pass before answering 202 with where to follow it.
 ANSWER_WITHIN_S = 2.0
 
@@ -103,9 +105,11 @@ async def redrive(request: web.Request) -> web.Response:
             and (chosen_ids is None or task.delivery_id in chosen_ids)
         )
 
+    router = request.app[ROUTER]
+    settle = redrive_chosen(router.publisher, router.topology, chooses)
     try:
-        progress = await request.app[REDRIVES].start(chooses)
-    except RedriveBusy as busy:
+        progress = await request.app[REDRIVES].start(settle)
+    except PassBusy as busy:
         return error_response(409, "a redrive is running; try again when it is done", id=str(busy))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(ANSWER_WITHIN_S):

@@ -5,7 +5,14 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-from schemas.history import AttemptView, DeliveryView, RedriveRequest, RedriveView
+from schemas.history import (
+    AttemptView,
+    DeliveryView,
+    QuarantineChoice,
+    QuarantinedView,
+    RedriveRequest,
+    RedriveView,
+)
 from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
 from services.router.history_api import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES
 from services.router.paging import MAX_PER_PAGE
@@ -250,6 +257,90 @@ def _dead_letter_paths() -> dict[str, Any]:
     }
 
 
+def _quarantine_paths() -> dict[str, Any]:
+    forbidden = error("A token scoped to an account may not use the quarantine.")
+    busy = error("A redrive or discard of the quarantine is running.")
+    progress = {
+        "headers": {"Location": {"schema": {"type": "string"}}},
+        "content": json_content(ref(RedriveView)),
+    }
+    choice = {"required": False, "content": json_content(ref(QuarantineChoice))}
+
+    def acting(operation_id: str, summary: str) -> dict[str, Any]:
+        return _operation(
+            operation_id,
+            summary,
+            {
+                "200": {**progress, "description": "Done."},
+                "202": {**progress, "description": "Still running: follow `Location`."},
+                "400": error("Invalid input: `errors` names each wrong field."),
+                "403": forbidden,
+                "409": busy,
+                "415": NOT_JSON,
+            },
+            requestBody=choice,
+        )
+
+    return {
+        "/quarantine": {
+            "get": _operation(
+                "listQuarantine",
+                "The first messages in quarantine, oldest first; they stay where they are.",
+                {
+                    "200": {
+                        "description": "The messages; `X-Total-Count` says how many there are.",
+                        "headers": {
+                            "X-Total-Count": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
+                        },
+                        "content": json_content({"type": "array", "items": ref(QuarantinedView)}),
+                    },
+                    "400": error("`limit` is not 1 to 1000."),
+                    "403": forbidden,
+                    "409": busy,
+                },
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    }
+                ],
+            )
+        },
+        "/quarantine/redrive": {
+            "post": acting(
+                "redriveQuarantine",
+                "Send the chosen messages (all, with no body) back to the queues they came from.",
+            )
+        },
+        "/quarantine/discard": {
+            "post": acting("discardQuarantine", "Drop the chosen messages on purpose.")
+        },
+        "/quarantine/passes/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _operation(
+                "getQuarantinePass",
+                "A redrive's or discard's progress (kept by the router that runs it).",
+                {
+                    "200": {
+                        "description": "Its progress.",
+                        "content": json_content(ref(RedriveView)),
+                    },
+                    "403": forbidden,
+                    "404": error("No such pass on this router."),
+                },
+            ),
+        },
+    }
+
+
 def router_document() -> dict[str, Any]:
     body = {"required": True, "content": json_content(ref(WebhookCreate))}
     patch = {"required": True, "content": json_content(ref(WebhookPatch))}
@@ -346,6 +437,7 @@ def router_document() -> dict[str, Any]:
         },
         **_history_paths(),
         **_dead_letter_paths(),
+        **_quarantine_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -362,5 +454,7 @@ def router_document() -> dict[str, Any]:
             AttemptView,
             RedriveRequest,
             RedriveView,
+            QuarantinedView,
+            QuarantineChoice,
         ],
     )

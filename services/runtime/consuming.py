@@ -18,7 +18,13 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
-from schemas.topology import CRASHES_HEADER, REASON_HEADER, REPEAT_HEADER, ROUTING_KEY_HEADER
+from schemas.topology import (
+    CRASHES_HEADER,
+    REASON_HEADER,
+    REPEAT_HEADER,
+    ROUTING_KEY_HEADER,
+    SOURCE_HEADER,
+)
 from services.runtime.broker import CHANNEL_GONE, Publisher, PublishFailed
 from services.runtime.metrics import ConsumerMetrics
 from services.runtime.outcomes import (
@@ -324,7 +330,7 @@ class WorkConsumer:
             await self._publisher.republish(
                 message,
                 self._quarantine_queue,
-                headers={REASON_HEADER: reason, "x-hookline-source": self._queue_name},
+                headers={REASON_HEADER: reason, SOURCE_HEADER: self._queue_name},
             )
 
         try:

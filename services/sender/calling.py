@@ -17,9 +17,9 @@ from typing import Literal
 import aiohttp
 
 from schemas.targets import TargetPolicy, TargetRefused
+from services.runtime.sanitize import clean_text
 from services.sender.request import PreparedRequest
 from services.sender.retry_after import parse_retry_after
-from services.sender.sanitize import clean_text
 
 # Read at most this much of a response: we only want to know the call was answered.
 MAX_RESPONSE_BYTES = 64 * 1024

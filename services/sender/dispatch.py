@@ -45,6 +45,7 @@ from services.runtime.broker import Publisher, PublishFailed
 from services.runtime.consuming import Publish, confirm, may_repeat
 from services.runtime.outcomes import Done, HoldExpired, Outcome, Unreadable
 from services.runtime.record_batches import RecordBatches
+from services.runtime.sanitize import clean_bytes, clean_text
 from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import KEPT_BODY_BYTES, CallResult, call
 from services.sender.endpoints import Admitted, EndpointGate, Refused
@@ -52,7 +53,6 @@ from services.sender.fate import Decision, cancelled, decide
 from services.sender.metrics import SenderMetrics
 from services.sender.request import prepare_request
 from services.sender.retry import tier_for
-from services.sender.sanitize import clean_bytes, clean_text
 from services.sender.settled import Recorded, SettledLog
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.sender.sanitize import MAX_ERROR_BYTES, clean_bytes, clean_text
+from services.runtime.sanitize import MAX_ERROR_BYTES, clean_bytes, clean_text
 
 
 def test_lone_surrogates_become_replacement_characters() -> None:

@@ -1,6 +1,6 @@
-"""Anything a subscriber sends back is hostile input: status reasons, headers and bodies are made
-valid UTF-8, stripped of control characters and capped before they are logged, stored or
-published.
+"""Anything a subscriber sends back, or a producer parks in quarantine, is hostile input: status
+reasons, headers and bodies are made valid UTF-8, stripped of control characters and capped before
+they are logged, stored, published or shown.
 
 aiohttp decodes a status line with `surrogateescape`, so a reason with bytes that are not UTF-8
 reaches us as lone surrogates, which no JSON encoder accepts (that crashed the sender once).
