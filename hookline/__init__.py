@@ -1,0 +1,1 @@
+"""Hookline's operator tools: the `hookline` command line."""

@@ -1,0 +1,21 @@
+"""The `hookline` console entry point: every command group on the root, and an API's refusal as
+a message and an exit status, never a traceback."""
+
+from __future__ import annotations
+
+from hookline.cli import dead_letters, deliveries, publish, quarantine, webhooks
+from hookline.cli.app import app
+from hookline.cli.client import ApiError
+from hookline.cli.output import Output
+
+for group in (webhooks.app, deliveries.app, dead_letters.app, quarantine.app):
+    app.add_typer(group)
+app.command("publish")(publish.publish)
+
+
+def main() -> None:
+    try:
+        app()
+    except ApiError as error:
+        Output(as_json=False).error(str(error))
+        raise SystemExit(error.exit_code) from None
