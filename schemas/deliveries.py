@@ -42,6 +42,9 @@ class DeliveryTask(BaseModel):
         "a redrive, which starts a fresh schedule while attempt numbers go on.",
     )
     test: bool = Field(default=False, description="A test call: sent even to a disabled webhook.")
+    replay: str | None = Field(
+        default=None, description="The replay (`rpl_…`) that sent it again from the events stream."
+    )
     event: Event
 
     @model_validator(mode="after")
@@ -123,6 +126,7 @@ class DeliveryAttempted(BaseModel):
     duration_s: float | None = None
     next_attempt_in_s: float | None = None
     test: bool = False
+    replay: bool = Field(default=False, description="Sent by a replay of the events stream.")
     response_body: str | None = Field(
         default=None,
         description="The start of the answer's body (its first 4 KiB, as text), if it had one.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.deliveries import Outcome
+from schemas.webhooks import EventPattern
 
 
 class AttemptView(BaseModel):
@@ -14,7 +15,7 @@ class AttemptView(BaseModel):
 
     model_config = ConfigDict(title="Attempt")
 
-    attempt: int = Field(description="1 for the first attempt; a redrive starts again at 1.")
+    attempt: int = Field(description="1 for the first; a redrive or replay goes on counting.")
     at: AwareDatetime
     outcome: Outcome
     status_code: int | None = Field(default=None, description="The answer's HTTP status, if any.")
@@ -23,6 +24,7 @@ class AttemptView(BaseModel):
     response_body: str | None = Field(
         default=None, description="The first 4 KiB of the answer's body, as text."
     )
+    replay: bool = Field(default=False, description="Sent by a replay of the events stream.")
 
 
 class DeliveryView(BaseModel):
@@ -44,6 +46,7 @@ class DeliveryView(BaseModel):
         default=None, description="When the next attempt is due, while one is scheduled."
     )
     test: bool = Field(default=False, description="A test call (`POST /webhooks/:id/test`).")
+    replay: bool = Field(default=False, description="A replay of the events stream sent it.")
     attempts: list[AttemptView] = Field(description="Oldest first.")
 
 
@@ -107,3 +110,49 @@ class QuarantineChoice(BaseModel):
     model_config = ConfigDict(extra="forbid", title="QuarantineChoice")
 
     ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
+
+
+class ReplayRequest(BaseModel):
+    """Which events of the events stream to send to a webhook again."""
+
+    model_config = ConfigDict(extra="forbid", title="ReplayRequest")
+
+    since: AwareDatetime = Field(description="From this time (the events' own `time`), included.")
+    until: AwareDatetime | None = Field(
+        default=None, description="Up to this time, excluded; default: when the replay starts."
+    )
+    event: EventPattern | None = Field(
+        default=None,
+        description="Only events of types this matches (an exact type or a pattern), besides "
+        "the webhook's own `event`.",
+    )
+    rate_per_s: float = Field(
+        default=100, gt=0, le=1000, description="At most this many deliveries a second."
+    )
+
+    @model_validator(mode="after")
+    def _a_window(self) -> ReplayRequest:
+        if self.until is not None and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+class ReplayView(BaseModel):
+    """A replay's progress."""
+
+    model_config = ConfigDict(title="Replay")
+
+    id: str
+    webhook_id: str
+    status: Literal["running", "done", "failed", "stopped"]
+    since: AwareDatetime
+    until: AwareDatetime
+    event: str | None = None
+    rate_per_s: float
+    read: int = Field(description="Events read from the stream.")
+    matched: int = Field(description="Events in the window that the webhook takes.")
+    sent: int = Field(description="Deliveries confirmed into the deliver queue.")
+    unreadable: int = 0
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    error: str | None = None

@@ -1,4 +1,4 @@
-"""Waiting for a redrive or discard that runs in the background, with a progress bar."""
+"""Waiting for a redrive, discard or replay that runs in the background, with a progress bar."""
 
 from __future__ import annotations
 
@@ -44,3 +44,25 @@ def _with_bar(api: Api, location: str, progress: dict[str, Any], output: Output)
             progress = api.request("GET", location).body
         bar.update(task, completed=progress["looked_at"])
     return progress
+
+
+def follow_replay(api: Api, started: Answer, output: Output) -> int:
+    """Poll a replay until it ends, showing what it has read and sent; its final progress is
+    printed. OK when it finished, FAILED otherwise."""
+    progress: dict[str, Any] = started.body
+    location = started.headers["Location"]
+    if output.as_json:
+        while progress["status"] == "running":
+            time.sleep(POLL_S)
+            progress = api.request("GET", location).body
+    else:
+        with output.console.status("") as status:
+            while progress["status"] == "running":
+                status.update(
+                    f"replaying: {progress['read']} events read, {progress['matched']} "
+                    f"matched, {progress['sent']} sent"
+                )
+                time.sleep(POLL_S)
+                progress = api.request("GET", location).body
+    output.record(progress)
+    return Exit.OK if progress["status"] == "done" else Exit.FAILED

@@ -8,6 +8,7 @@ import typer
 
 from hookline.cli.app import session_of
 from hookline.cli.pages import every_page
+from hookline.cli.passes import follow_replay
 
 app = typer.Typer(name="webhooks", help="List, create, change, test and delete webhooks.")
 
@@ -151,3 +152,27 @@ def secret(
     else:
         answer = session.router().request("GET", f"/webhooks/{webhook_id}/secret")
     session.output.record(answer.body)
+
+
+@app.command()
+def replay(
+    context: typer.Context,
+    webhook_id: WebhookId,
+    since: Annotated[str, typer.Option(help="From this time (RFC 3339), by the events' own time.")],
+    until: Annotated[str | None, typer.Option(help="Up to this time; default: now.")] = None,
+    event: Annotated[str | None, typer.Option(help="Only types this matches (a.b, a.*).")] = None,
+    rate: Annotated[
+        float, typer.Option(min=0.1, max=1000, help="Deliveries a second, at most.")
+    ] = 100,
+) -> None:
+    """Send the webhook the events of a window again, from the events stream, and wait for it
+    (exit status 1 if the replay failed)."""
+    session = session_of(context)
+    body: dict[str, Any] = {"since": since, "rate_per_s": rate}
+    if until is not None:
+        body["until"] = until
+    if event is not None:
+        body["event"] = event
+    api = session.router()
+    started = api.request("POST", f"/webhooks/{webhook_id}/replay", json=body)
+    raise typer.Exit(follow_replay(api, started, session.output))

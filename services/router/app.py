@@ -10,7 +10,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, dead_letters_api, history_api, quarantine_api
+from services.router import api, dead_letters_api, history_api, quarantine_api, replay_api
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -20,6 +20,7 @@ from services.router.metrics import RouterMetrics
 from services.router.openapi import router_document
 from services.router.queue_depths import BrokerProbe, QueueDepthPoller
 from services.router.queue_passes import QueuePasses
+from services.router.replay import Replays
 from services.router.settings import RouterSettings
 from services.router.smtp import Mailer, SmtpServer
 from services.router.state import ROUTER, Router
@@ -39,7 +40,7 @@ from services.runtime.webhook_log import WebhookLog
 # Descriptions may be 64 KiB; leave room for the rest of the webhook.
 MAX_BODY_BYTES = 256 * 1024
 # What the admin tokens guard (the operational routes and /openapi.json are open).
-PROTECTED_PATHS = ("/webhooks", "/deliveries", "/dead-letters", "/quarantine")
+PROTECTED_PATHS = ("/webhooks", "/deliveries", "/dead-letters", "/quarantine", "/replays")
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
 
@@ -59,6 +60,7 @@ def create_app(settings: RouterSettings) -> web.Application:
     history_api.add_routes(app)
     dead_letters_api.add_routes(app)
     quarantine_api.add_routes(app)
+    replay_api.add_routes(app)
     add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:
@@ -92,6 +94,8 @@ def create_app(settings: RouterSettings) -> web.Application:
         app[dead_letters_api.REDRIVES] = redrives
         quarantine_passes = QueuePasses(connection, topology.quarantine_queue, "qp")
         app[quarantine_api.QUARANTINE_PASSES] = quarantine_passes
+        replays = Replays(connection, publisher, topology, history_store)
+        app[replay_api.REPLAYS] = replays
         router = Router(
             topology=topology,
             metrics=metrics,
@@ -149,6 +153,7 @@ def create_app(settings: RouterSettings) -> web.Application:
             await projection.stop()
             await redrives.stop()
             await quarantine_passes.stop()
+            await replays.stop()
             await history.stop()
             await history_store.close()
             await webhook_log.stop()

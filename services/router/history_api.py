@@ -149,6 +149,7 @@ def _shown(delivery: StoredDelivery) -> dict[str, Any]:
             _time(delivery.next_attempt_at_ms) if delivery.next_attempt_at_ms is not None else None
         ),
         test=delivery.test,
+        replay=delivery.replay,
         attempts=[
             AttemptView(
                 attempt=attempt.attempt,
@@ -160,6 +161,7 @@ def _shown(delivery: StoredDelivery) -> dict[str, Any]:
                 ),
                 error=attempt.error,
                 response_body=attempt.response_body,
+                replay=attempt.replay,
             )
             for attempt in delivery.attempts
         ],

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     outcome TEXT NOT NULL,
     next_attempt_at_ms INTEGER,
     last_error TEXT,
-    test INTEGER NOT NULL
+    test INTEGER NOT NULL,
+    replay INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_webhook
     ON deliveries (webhook_id, first_at_ms DESC, delivery_id DESC);
@@ -56,6 +57,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     response_body TEXT,
     next_attempt_in_s REAL,
+    replay INTEGER NOT NULL,
     PRIMARY KEY (delivery_id, at_ms, attempt, outcome)
 ) WITHOUT ROWID;
 """
@@ -64,8 +66,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 # read late changes only the first time.
 _UPSERT_DELIVERY = """
 INSERT INTO deliveries (delivery_id, webhook_id, event_id, event_type, first_at_ms, last_at_ms,
-                        last_attempt, outcome, next_attempt_at_ms, last_error, test)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        last_attempt, outcome, next_attempt_at_ms, last_error, test, replay)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (delivery_id) DO UPDATE SET
     first_at_ms = min(first_at_ms, excluded.first_at_ms),
     outcome = CASE WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
@@ -79,19 +81,20 @@ ON CONFLICT (delivery_id) DO UPDATE SET
     last_attempt = CASE
         WHEN (excluded.last_at_ms, excluded.last_attempt) >= (last_at_ms, last_attempt)
         THEN excluded.last_attempt ELSE last_attempt END,
-    last_at_ms = max(last_at_ms, excluded.last_at_ms)
+    last_at_ms = max(last_at_ms, excluded.last_at_ms),
+    replay = max(replay, excluded.replay)
 """
 _INSERT_ATTEMPT = """
 INSERT OR IGNORE INTO attempts (delivery_id, attempt, at_ms, outcome, status_code, duration_s,
-                                error, response_body, next_attempt_in_s)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                error, response_body, next_attempt_in_s, replay)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _ATTEMPT_COLUMNS = (
-    "delivery_id, attempt, at_ms, outcome, status_code, duration_s, error, response_body"
+    "delivery_id, attempt, at_ms, outcome, status_code, duration_s, error, response_body, replay"
 )
 _DELIVERY_COLUMNS = (
     "d.delivery_id, d.webhook_id, d.event_id, d.event_type, d.first_at_ms, d.last_at_ms, "
-    "d.outcome, d.next_attempt_at_ms, d.test, d.last_error, "
+    "d.outcome, d.next_attempt_at_ms, d.test, d.last_error, d.replay, "
     "(SELECT count(*) FROM attempts a WHERE a.delivery_id = d.delivery_id)"
 )
 
@@ -105,6 +108,7 @@ class StoredAttempt:
     duration_s: float | None
     error: str | None
     response_body: str | None
+    replay: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ class StoredDelivery:
     next_attempt_at_ms: int | None
     test: bool
     last_error: str | None
+    replay: bool
     attempt_count: int
     attempts: tuple[StoredAttempt, ...]
 
@@ -226,6 +231,7 @@ class HistoryStore:
                     r.error,
                     r.response_body,
                     r.next_attempt_in_s,
+                    int(r.replay),
                 )
                 for r in records
             ],
@@ -245,6 +251,7 @@ class HistoryStore:
                     _next_due_ms(r),
                     r.error,
                     int(r.test),
+                    int(r.replay),
                 )
                 for r in records
             ],
@@ -327,6 +334,15 @@ class HistoryStore:
         attempts = await self._attempts_of([delivery_id])
         return _delivery(row, attempts.get(delivery_id, ()))
 
+    async def last_attempts(self, delivery_ids: Sequence[str]) -> dict[str, int]:
+        """The newest attempt number of each of these deliveries that the history holds."""
+        if not delivery_ids:
+            return {}
+        marks = ",".join("?" * len(delivery_ids))
+        query = f"SELECT delivery_id, last_attempt FROM deliveries WHERE delivery_id IN ({marks})"  # noqa: S608
+        async with self._db.execute(query, list(delivery_ids)) as rows:
+            return {row[0]: int(row[1]) async for row in rows}
+
     async def _attempts_of(
         self, delivery_ids: Sequence[str]
     ) -> dict[str, tuple[StoredAttempt, ...]]:
@@ -340,7 +356,17 @@ class HistoryStore:
             list(delivery_ids),
         ) as rows:
             async for row in rows:
-                found.setdefault(row[0], []).append(StoredAttempt(*row[1:]))
+                attempt = StoredAttempt(
+                    attempt=row[1],
+                    at_ms=row[2],
+                    outcome=row[3],
+                    status_code=row[4],
+                    duration_s=row[5],
+                    error=row[6],
+                    response_body=row[7],
+                    replay=bool(row[8]),
+                )
+                found.setdefault(row[0], []).append(attempt)
         return {delivery_id: tuple(attempts) for delivery_id, attempts in found.items()}
 
 
@@ -356,6 +382,7 @@ def _delivery(row: Any, attempts: tuple[StoredAttempt, ...]) -> StoredDelivery:
         next_attempt_at_ms=row[7],
         test=bool(row[8]),
         last_error=row[9],
-        attempt_count=row[10],
+        replay=bool(row[10]),
+        attempt_count=row[11],
         attempts=attempts,
     )

@@ -12,6 +12,8 @@ from schemas.history import (
     QuarantinedView,
     RedriveRequest,
     RedriveView,
+    ReplayRequest,
+    ReplayView,
 )
 from schemas.webhooks import SecretRotate, Webhook, WebhookCreate, WebhookPatch
 from services.router.history_api import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES
@@ -55,6 +57,7 @@ BY_ID = [
     "rotateSecret",
     "testWebhook",
     "listDeliveries",
+    "replayWebhook",
 ]
 LINKS = {name: {"operationId": name, "parameters": {"id": "$response.body#/id"}} for name in BY_ID}
 
@@ -341,6 +344,46 @@ def _quarantine_paths() -> dict[str, Any]:
     }
 
 
+def _replay_paths() -> dict[str, Any]:
+    progress = {
+        "headers": {"Location": {"schema": {"type": "string"}}},
+        "content": json_content(ref(ReplayView)),
+    }
+    return {
+        "/webhooks/{id}/replay": {
+            "parameters": [WEBHOOK_ID],
+            "post": _operation(
+                "replayWebhook",
+                "Send the webhook the events of a window again, from the events stream.",
+                {
+                    "202": {**progress, "description": "Started: follow `Location`."},
+                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "404": NOT_FOUND,
+                    "409": error("Another replay runs on this router."),
+                    "415": NOT_JSON,
+                },
+                requestBody={"required": True, "content": json_content(ref(ReplayRequest))},
+            ),
+        },
+        "/replays/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _operation(
+                "getReplay",
+                "A replay's progress (kept by the router that runs it).",
+                {
+                    "200": {
+                        "description": "Its progress.",
+                        "content": json_content(ref(ReplayView)),
+                    },
+                    "404": error("No replay of this id on this router (that this token may see)."),
+                },
+            ),
+        },
+    }
+
+
 def router_document() -> dict[str, Any]:
     body = {"required": True, "content": json_content(ref(WebhookCreate))}
     patch = {"required": True, "content": json_content(ref(WebhookPatch))}
@@ -438,6 +481,7 @@ def router_document() -> dict[str, Any]:
         **_history_paths(),
         **_dead_letter_paths(),
         **_quarantine_paths(),
+        **_replay_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -456,5 +500,7 @@ def router_document() -> dict[str, Any]:
             RedriveView,
             QuarantinedView,
             QuarantineChoice,
+            ReplayRequest,
+            ReplayView,
         ],
     )

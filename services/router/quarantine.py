@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 PREVIEW_BYTES = 1024
 # A peek waits this long for the messages the queue said it holds.
 PEEK_WAIT_S = 5.0
+# ... and this long for the queue to count them again once given back.
+GIVEN_BACK_WAIT_S = 2.0
 # Headers of the quarantine's own, and the broker's record of dead-lettering, which a message
 # sent back to its queue leaves behind.
 QUARANTINE_HEADERS = frozenset(
@@ -125,7 +127,7 @@ async def peek(
         wanted = min(depth, limit)
         seen: list[QuarantinedView] = []
         if wanted == 0:
-            return depth, seen
+            return depth, seen  # (the finally closes the channel)
         try:
             iterator = declared.iterator()
             await iterator.consume()
@@ -135,9 +137,27 @@ async def peek(
             async with asyncio.timeout(PEEK_WAIT_S):
                 while len(seen) < wanted:
                     seen.append(view_of(await anext(iterator)))
-        return depth, seen
     finally:
         # Closing the channel gives every unacked message back, in front, in order.
+        with contextlib.suppress(*CHANNEL_GONE):
+            await channel.close()
+    await _until_given_back(connection, queue, depth)
+    return depth, seen
+
+
+async def _until_given_back(connection: AbstractRobustConnection, queue: str, depth: int) -> None:
+    """Wait (a little) until the queue counts the messages it was given back: a quorum queue
+    takes them back after the channel's close, and the next listing or pass must see them."""
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GIVEN_BACK_WAIT_S):
+                while True:
+                    declared = await channel.declare_queue(queue, passive=True, robust=False)
+                    if (declared.declaration_result.message_count or 0) >= depth:
+                        return
+                    await asyncio.sleep(0.02)
+    finally:
         with contextlib.suppress(*CHANNEL_GONE):
             await channel.close()
 

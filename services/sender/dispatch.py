@@ -385,6 +385,7 @@ class Dispatcher:
             duration_s=round(result.duration_s, 6) if result else None,
             next_attempt_in_s=decision.delay_s,
             test=task.test,
+            replay=task.replay is not None,
             response_body=_shown(result),
         )
         record_id = RecordId.of(record)

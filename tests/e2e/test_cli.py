@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -176,6 +177,27 @@ async def test_dead_letters_listed_and_redriven(stack: Stack, receiver: Receiver
     await receiver.wait_for(4, path="/dies", timeout_s=20)
     listed = await as_json(stack, "quarantine", "list")
     assert listed == []
+
+
+async def test_a_webhook_made_after_the_events_catches_up_by_replay(
+    stack: Stack, receiver: Receiver
+) -> None:
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    for n in (1, 2):
+        await as_json(stack, "publish", "cli.backfill", "--id", f"evt_backfill_{n}")
+    made = await as_json(
+        stack, "webhooks", "create", "--event", "cli.backfill", "--uri", f"{receiver.url}/backfill"
+    )
+    done = await as_json(stack, "webhooks", "replay", made["id"], "--since", since)
+    assert (done["status"], done["sent"]) == ("done", 2)
+    got = await receiver.wait_for(2, path="/backfill", timeout_s=20)
+    assert {r.json()["id"] for r in got} == {"evt_backfill_1", "evt_backfill_2"}
+
+    async def marked() -> bool:
+        found = await as_json(stack, "deliveries", "list", made["id"])
+        return len(found) == 2 and all(d["replay"] and d["outcome"] == "delivered" for d in found)
+
+    await eventually(marked, timeout_s=20)
 
 
 async def test_exit_statuses_say_what_happened(stack: Stack) -> None:

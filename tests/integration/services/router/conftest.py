@@ -3,16 +3,18 @@ served in-process, and API helpers."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 
 from services.router.app import create_app
 from services.router.settings import RouterSettings
 from services.router.state import ROUTER, Router
+from services.runtime.broker import Publisher
 from tests.conftest import AppServer, Installs
 
 AUTH = {"Authorization": "Bearer admin-token"}
@@ -54,3 +56,13 @@ async def create_webhook(client: TestClient[Any, Any], **fields: Any) -> dict[st
     assert response.status == 201, await response.text()
     body: dict[str, Any] = await response.json()
     return body
+
+
+@pytest.fixture
+async def publisher(amqp_url: str) -> AsyncIterator[Publisher]:
+    """A confirming publisher on a connection of its own, as upstream systems and senders have."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    opened = await Publisher.open(connection, timeout_s=5)
+    yield opened
+    await opened.close()
+    await connection.close()

@@ -130,6 +130,7 @@ async def test_a_webhooks_deliveries_with_their_attempts_filters_and_pages(
         "duration_ms": 12.5,
         "error": "500 Internal Server Error",
         "response_body": '{"error": "db down"}',
+        "replay": False,
     }
     pending = listed[0]
     assert pending["next_attempt_at"] == (T0 + timedelta(seconds=80)).isoformat().replace(

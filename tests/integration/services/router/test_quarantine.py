@@ -3,10 +3,8 @@ without moving them, redriven to where they came from, discarded on purpose."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
@@ -21,15 +19,6 @@ from tests.support.broker import message_count, take_all
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def publisher(amqp_url: str) -> AsyncIterator[Publisher]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    opened = await Publisher.open(connection, timeout_s=5)
-    yield opened
-    await opened.close()
-    await connection.close()
 
 
 async def quarantined(client: TestClient[Any, Any]) -> list[dict[str, Any]]:
