@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint format schemas broker receiver bench clean
+.PHONY: run test unit integration e2e lint format schemas broker chromium receiver bench clean
 
 # The virtualenv, rebuilt when the dependencies change.
 $(STAMP): pyproject.toml constraints.txt
@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 broker:
 	@$(PYTHON) deploy/ensure_broker.py
 
+chromium:
+	@deploy/ensure_chromium.sh
+
 ## run: a producer, a router and two senders in the foreground (Ctrl-C stops all)
 run: $(STAMP) broker
 	@deploy/run-local.sh
 
 ## test: lint and type checks, then every test (unit, integration on RabbitMQ, end-to-end)
-test: $(STAMP) broker lint
+test: $(STAMP) broker chromium lint
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -30,7 +33,7 @@ unit: $(STAMP)
 integration: $(STAMP) broker
 	$(PY) -m pytest tests/integration
 
-e2e: $(STAMP) broker
+e2e: $(STAMP) broker chromium
 	$(PY) -m pytest tests/e2e
 
 lint: $(STAMP)

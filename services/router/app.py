@@ -10,7 +10,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, dead_letters_api, history_api, quarantine_api, replay_api
+from services.router import api, dead_letters_api, history_api, quarantine_api, replay_api, ui
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -39,8 +39,16 @@ from services.runtime.webhook_log import WebhookLog
 
 # Descriptions may be 64 KiB; leave room for the rest of the webhook.
 MAX_BODY_BYTES = 256 * 1024
-# What the admin tokens guard (the operational routes and /openapi.json are open).
-PROTECTED_PATHS = ("/webhooks", "/deliveries", "/dead-letters", "/quarantine", "/replays")
+# What the admin tokens guard (the operational routes, /openapi.json and the operator page's
+# static files are open: the page asks for a token and sends it with each API call).
+PROTECTED_PATHS = (
+    "/webhooks",
+    "/deliveries",
+    "/dead-letters",
+    "/quarantine",
+    "/replays",
+    "/stats",
+)
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
 
@@ -61,6 +69,7 @@ def create_app(settings: RouterSettings) -> web.Application:
     dead_letters_api.add_routes(app)
     quarantine_api.add_routes(app)
     replay_api.add_routes(app)
+    ui.add_routes(app)
     add_openapi_route(app, router_document())
 
     async def run(app: web.Application) -> AsyncIterator[None]:

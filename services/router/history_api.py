@@ -31,9 +31,37 @@ class QueryError(ValueError):
         self.field = field
 
 
+# The windows of `GET /stats/attempts`, in seconds.
+RATE_WINDOWS_S = (60, 300)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/webhooks/{id}/deliveries", list_deliveries)
     app.router.add_get("/deliveries/{delivery_id}", get_delivery)
+    app.router.add_get("/stats/attempts", attempt_rates)
+
+
+async def attempt_rates(request: web.Request) -> web.Response:
+    """Attempts of the last minute and five minutes, by outcome, and per second: what the
+    operator page shows as live rates (of this token's webhooks)."""
+    scope = request.get(ACCOUNT_SCOPE)
+    webhook_ids = None
+    if scope is not None:
+        table = request.app[ROUTER].webhook_log.table
+        webhook_ids = frozenset(w.id for w in table.webhooks.values() if w.account == scope)
+    store = request.app[HISTORY].store
+    now_ms = round(datetime.now(UTC).timestamp() * 1000)
+    windows = []
+    for window_s in RATE_WINDOWS_S:
+        counts = await store.attempts_since(now_ms - window_s * 1000, webhook_ids)
+        windows.append(
+            {
+                "window_s": window_s,
+                "attempts": counts,
+                "per_s": {outcome: round(n / window_s, 3) for outcome, n in counts.items()},
+            }
+        )
+    return web.json_response({"windows": windows})
 
 
 def _visible_webhook(request: web.Request, webhook_id: str) -> bool:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     replay INTEGER NOT NULL,
     PRIMARY KEY (delivery_id, at_ms, attempt, outcome)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts (at_ms);
 """
 
 # The newest record of a delivery (by time, then attempt) says where it stands; an older record
@@ -333,6 +334,22 @@ class HistoryStore:
             return None
         attempts = await self._attempts_of([delivery_id])
         return _delivery(row, attempts.get(delivery_id, ()))
+
+    async def attempts_since(
+        self, since_ms: int, webhook_ids: frozenset[str] | None = None
+    ) -> dict[str, int]:
+        """How many attempts were made since `since_ms`, by outcome (of these webhooks)."""
+        query = "SELECT a.outcome, count(*) FROM attempts a"
+        arguments: list[Any] = []
+        if webhook_ids is not None:
+            marks = ",".join("?" * len(webhook_ids))
+            query += f" JOIN deliveries d USING (delivery_id) WHERE d.webhook_id IN ({marks}) AND"
+            arguments += sorted(webhook_ids)
+        else:
+            query += " WHERE"
+        query += " a.at_ms >= ? GROUP BY a.outcome"
+        async with self._db.execute(query, [*arguments, since_ms]) as rows:
+            return {row[0]: int(row[1]) async for row in rows}
 
     async def last_attempts(self, delivery_ids: Sequence[str]) -> dict[str, int]:
         """The newest attempt number of each of these deliveries that the history holds."""

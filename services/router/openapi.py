@@ -115,6 +115,24 @@ def _listing(operation_id: str, summary: str) -> dict[str, Any]:
     }
 
 
+RATES = {
+    "type": "object",
+    "properties": {
+        "windows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "window_s": {"type": "integer"},
+                    "attempts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "per_s": {"type": "object", "additionalProperties": {"type": "number"}},
+                },
+                "required": ["window_s", "attempts", "per_s"],
+            },
+        }
+    },
+    "required": ["windows"],
+}
 HISTORY_PARAMETERS = [
     {
         "name": "outcome",
@@ -167,6 +185,18 @@ def _history_paths() -> dict[str, Any]:
                 },
                 parameters=HISTORY_PARAMETERS,
             ),
+        },
+        "/stats/attempts": {
+            "get": _operation(
+                "attemptRates",
+                "Attempts of the last minute and five minutes, by outcome, and per second.",
+                {
+                    "200": {
+                        "description": "One entry per window.",
+                        "content": json_content(RATES),
+                    }
+                },
+            )
         },
         "/deliveries/{delivery_id}": {
             "parameters": [
