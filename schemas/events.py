@@ -80,7 +80,7 @@ ObjectId = (
 )
 
 
-def _rfc3339_text(value: object) -> object:
+def rfc3339_text(value: object) -> object:
     """A time given as a number (pydantic would read it as Unix seconds) is a mistake here."""
     if value is not None and not isinstance(value, (str, datetime)):
         raise ValueError("must be an RFC 3339 date-time string")
@@ -104,7 +104,7 @@ class EventIn(BaseModel):
     object_id: ObjectId | None = Field(
         default=None, description="The id of the object the event is about."
     )
-    time: Annotated[AwareDatetime | None, BeforeValidator(_rfc3339_text)] = Field(
+    time: Annotated[AwareDatetime | None, BeforeValidator(rfc3339_text)] = Field(
         default=None, description="When it happened (RFC 3339 with a zone); defaults to receipt."
     )
     account: Annotated[str, Field(min_length=1, max_length=255)] | None = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.deliveries import Outcome
+from schemas.events import rfc3339_text
 from schemas.webhooks import EventPattern
 
 
@@ -117,8 +118,10 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="ReplayRequest")
 
-    since: AwareDatetime = Field(description="From this time (the events' own `time`), included.")
-    until: AwareDatetime | None = Field(
+    since: Annotated[AwareDatetime, BeforeValidator(rfc3339_text)] = Field(
+        description="From this time (the events' own `time`), included."
+    )
+    until: Annotated[AwareDatetime | None, BeforeValidator(rfc3339_text)] = Field(
         default=None, description="Up to this time, excluded; default: when the replay starts."
     )
     event: EventPattern | None = Field(
