@@ -152,6 +152,23 @@ def attempts_in(kind: str | None, body: bytes) -> list[DeliveryAttempted]:
     return []
 
 
+# The kind of a delivery-log message that says a sender's circuit breaker for a webhook's endpoint
+# opened (or opened again) or closed; readers of attempts skip it.
+CIRCUIT_KIND = "endpoint.circuit"
+
+
+class CircuitChanged(BaseModel):
+    """A sender's circuit breaker for one webhook's endpoint opened until a time, or closed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="CircuitChanged")
+
+    kind: Literal["endpoint.circuit"] = "endpoint.circuit"
+    webhook_id: str
+    sender: str = Field(description="Which sender process (host:pid): each has its own breaker.")
+    at: AwareDatetime
+    open_until: AwareDatetime | None = Field(description="None: closed again.")
+
+
 # Outcomes after which a delivery has no further attempt.
 FINAL_OUTCOMES: frozenset[str] = frozenset({"delivered", "dead_lettered", "failed", "cancelled"})
 _OUTCOMES: frozenset[str] = FINAL_OUTCOMES | {"retry_scheduled"}

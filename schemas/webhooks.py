@@ -194,6 +194,11 @@ class Webhook(BaseModel):
     failing_since: AwareDatetime | None = Field(
         default=None, description="When the first of those consecutive failures happened."
     )
+    circuit_open_until: AwareDatetime | None = Field(
+        default=None,
+        description="While a sender's circuit breaker holds attempts back from this endpoint: "
+        "until when (past it, one probe goes through).",
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -306,7 +311,9 @@ class WebhookState:
             return [self.secret, self.previous_secret]
         return [self.secret]
 
-    def public(self, health: WebhookHealth = HEALTHY) -> Webhook:
+    def public(
+        self, health: WebhookHealth = HEALTHY, circuit_open_until: datetime | None = None
+    ) -> Webhook:
         """What the API shows: no secret, no revision, and the health of its endpoint."""
         return Webhook(
             id=self.id,
@@ -320,6 +327,7 @@ class WebhookState:
             disabled_reason=self.disabled_reason,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            circuit_open_until=circuit_open_until,
             **health.model_dump(),
         )
 

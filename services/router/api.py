@@ -67,7 +67,9 @@ def _router(request: web.Request) -> Router:
 
 
 def _show(router: Router, state: WebhookState) -> dict[str, Any]:
-    webhook: Webhook = state.public(router.health.get(state.id))
+    webhook: Webhook = state.public(
+        router.health.get(state.id), router.health.circuit_open_until(state.id)
+    )
     return webhook.model_dump(mode="json")
 
 

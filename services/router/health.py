@@ -20,7 +20,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
-from schemas.deliveries import DeliveryAttempted, attempts_in
+from schemas.deliveries import CIRCUIT_KIND, CircuitChanged, DeliveryAttempted, attempts_in
 from schemas.health import (
     CHECKPOINT_ENCODING,
     CHECKPOINT_KIND,
@@ -60,6 +60,8 @@ class HealthView:
     ) -> None:
         self._table = table
         self._health: dict[str, WebhookHealth] = {}
+        # webhook id → sender → until when its circuit is open
+        self._circuits: dict[str, dict[str, datetime]] = {}
         self._disable_after_s = disable_after_s
         self._disable_after_failures = disable_after_failures
         self._on_failing_too_long = on_failing_too_long
@@ -79,6 +81,9 @@ class HealthView:
         if record.offset <= self.offset:
             return
         self.offset = record.offset
+        if record.kind == CIRCUIT_KIND:
+            self._apply_circuit(record)
+            return
         try:
             attempts = attempts_in(record.kind, record.body)
         except ValidationError as error:
@@ -88,6 +93,33 @@ class HealthView:
             return
         for attempt in attempts:
             self.apply(attempt)
+
+    def _apply_circuit(self, record: StreamRecord) -> None:
+        try:
+            changed = CircuitChanged.model_validate_json(record.body)
+        except ValidationError as error:
+            log.error(
+                "delivery_log.unreadable_record", offset=record.offset, error=str(error)[:500]
+            )
+            return
+        if self._table.get(changed.webhook_id) is None:
+            return
+        senders = self._circuits.setdefault(changed.webhook_id, {})
+        if changed.open_until is None:
+            senders.pop(changed.sender, None)
+            if not senders:
+                del self._circuits[changed.webhook_id]
+        else:
+            senders[changed.sender] = changed.open_until
+
+    def circuit_open_until(self, webhook_id: str) -> datetime | None:
+        """Until when a sender's circuit for the webhook's endpoint holds attempts back (the
+        latest of the senders'); None when every sender's is closed, as far as they said.
+
+        Not checkpointed: a router that starts knows the circuits reported since the checkpoint
+        it starts from (a circuit stays open minutes at most)."""
+        senders = self._circuits.get(webhook_id)
+        return max(senders.values()) if senders else None
 
     def apply(self, attempt: DeliveryAttempted) -> None:
         webhook = self._table.get(attempt.webhook_id)
@@ -115,6 +147,7 @@ class HealthView:
     def on_webhook_change(self, webhook_id: str, state: WebhookState | None) -> None:
         """A deleted webhook's health goes; one enabled again starts a new streak."""
         if state is None:
+            self._circuits.pop(webhook_id, None)
             if self._health.pop(webhook_id, None) is not None:
                 self.changed = True
             return

@@ -22,6 +22,7 @@ from services.runtime.pausing import StreamStateFollower
 from services.runtime.record_batches import RecordBatches
 from services.runtime.server import READINESS, base_app
 from services.runtime.webhook_log import WebhookLog
+from services.sender.circuits import CircuitReports
 from services.sender.dispatch import Dispatcher
 from services.sender.endpoints import EndpointGate
 from services.sender.fanout import FanOut
@@ -38,12 +39,14 @@ def create_app(
     """The sender; `resolver` answers its DNS questions (the system's by default), filtered by
     the target policy."""
     registry = CollectorRegistry()
+    circuits = CircuitReports(settings.topology.delivery_log_stream)
     gate = EndpointGate(
         limit=settings.endpoint_concurrency,
         fast_limit=settings.fast_endpoint_concurrency,
         failures_to_open=settings.circuit_failures,
         open_s=settings.circuit_open_s,
         max_open_s=settings.circuit_max_open_s,
+        on_circuit=circuits.changed,
     )
     metrics = SenderMetrics(registry, lambda: gate.open_circuits)
     app = base_app(registry)
@@ -139,6 +142,7 @@ def create_app(
         app[READINESS]["webhooks_synced"] = lambda: webhook_log.synced
         app[READINESS]["consuming"] = lambda: consumer.consuming and route_consumer.consuming
         try:
+            circuits.start(publisher)
             await settled.start("sender")
             await webhook_log.start("sender")
             await consumer.start()
@@ -154,6 +158,7 @@ def create_app(
             await webhook_log.stop()
             await settled.stop()
             await dispatcher.close()
+            await circuits.stop()
             await publisher.close()
             await connection.close()
 

@@ -96,6 +96,7 @@ class EndpointGate:
         fast_s: float = FAST_S,
         max_wait_s: float = MAX_SLOT_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
+        on_circuit: Callable[[str, float | None], None] | None = None,
     ) -> None:
         self._limit = limit
         self._fast_limit = max(limit, fast_limit)
@@ -105,6 +106,9 @@ class EndpointGate:
         self._open_s = open_s
         self._max_open_s = max_open_s
         self._clock = clock
+        # Told (endpoint, seconds it stays open) when a circuit opens or opens again, and
+        # (endpoint, None) when it closes.
+        self._on_circuit = on_circuit
         self._endpoints: dict[str, _Endpoint] = {}
         # Deliveries waiting for a busy endpoint's slot, first come first served.
         self._waiting: dict[str, deque[asyncio.Future[Admitted | Refused]]] = {}
@@ -200,6 +204,7 @@ class EndpointGate:
             endpoint.started_s.remove(admitted.started_s)
         if admitted.probe:
             endpoint.probing = False
+        was_open_until = endpoint.open_until
         if succeeded is not None:
             endpoint.mean_duration_s += DURATION_WEIGHT * (duration_s - endpoint.mean_duration_s)
         if succeeded:
@@ -210,6 +215,11 @@ class EndpointGate:
         elif succeeded is False:
             endpoint.successes_in_a_row = 0
             self._failed(endpoint, admitted.probe, retry_after_s)
+        if endpoint.open_until != was_open_until and self._on_circuit is not None:
+            remaining_s = None
+            if endpoint.open_until is not None:
+                remaining_s = max(0.0, endpoint.open_until - self._clock())
+            self._on_circuit(admitted.key, remaining_s)
         self._hand_on(admitted.key, endpoint)
         if endpoint.idle:
             del self._endpoints[admitted.key]  # memory follows the endpoints in trouble

@@ -47,6 +47,8 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         SERVICES,
         retry_schedule="0.3,0.3",
         attempt_timeout_s="2",
+        circuit_failures="2",
+        circuit_open_s="0.5",
     ) as stack:
         yield stack
 
@@ -124,6 +126,7 @@ async def test_an_operator_sees_a_failure_and_redrives_it_to_a_real_receiver(
     failing_row = page.locator("tr.webhook", has_text="Failing one")
     await expect(failing_row).to_contain_text("failing")
     await expect(failing_row).to_contain_text("503 Service Unavailable")
+    await expect(failing_row.locator("td.circuit")).to_contain_text("open")  # or half-open
     await failing_row.get_by_role("link", name="Failing one").click()
     delivery = page.locator("tr.delivery").first
     await expect(delivery).to_contain_text("dead_lettered")
@@ -140,4 +143,14 @@ async def test_an_operator_sees_a_failure_and_redrives_it_to_a_real_receiver(
     [*_, redriven] = await receiver.wait_for(4, path="/ui-failing", timeout_s=20)
     assert redriven.status == 200
     assert redriven.json()["id"] == "evt_ui_1"
+
+    async def circuit_closed() -> bool:
+        async with http.get(f"{router}/webhooks/{made['id']}", headers=ADMIN) as r:
+            return (await r.json())["circuit_open_until"] is None
+
+    await eventually(circuit_closed, timeout_s=20)  # the success closed it
+    await page.get_by_role("link", name="Webhooks").click()
+    await expect(
+        page.locator("tr.webhook", has_text="Failing one").locator("td.circuit")
+    ).to_have_text("closed")
     await expect(page.locator("#rates")).to_contain_text("last minute")

@@ -52,6 +52,13 @@ function nextLink(headers) {
   return match ? match[1] : null;
 }
 
+// A sender's circuit breaker: open until a time, half-open (one probe may go) past it, or closed.
+function circuit(webhook) {
+  if (!webhook.circuit_open_until) return "closed";
+  const until = new Date(webhook.circuit_open_until);
+  return until > new Date() ? `open until ${until.toLocaleTimeString()}` : "half-open";
+}
+
 function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
@@ -88,6 +95,7 @@ async function webhooksView() {
           el("td", {}, webhook.event),
           el("td", {}, webhook.uri),
           el("td", { className: state === "ok" ? "ok" : "failing" }, state),
+          el("td", { className: webhook.circuit_open_until ? "circuit failing" : "circuit ok" }, circuit(webhook)),
           el("td", {}, webhook.last_error || ""),
           el("td", {}, when(webhook.last_success_at)),
           el("td", {}, String(webhook.consecutive_failures || 0)),
@@ -98,7 +106,7 @@ async function webhooksView() {
   }
   show(
     el("h2", {}, "Webhooks"),
-    table(["Name", "Event", "URI", "State", "Last error", "Last success", "Failures"], rows),
+    table(["Name", "Event", "URI", "State", "Circuit", "Last error", "Last success", "Failures"], rows),
   );
 }
 
@@ -148,6 +156,7 @@ async function webhookView(id) {
     ["Event", webhook.event],
     ["URI", webhook.uri],
     ["Disabled", webhook.disabled ? `yes ${webhook.disabled_reason || ""}` : "no"],
+    ["Circuit", circuit(webhook)],
     ["Last error", webhook.last_error || ""],
     ["Last attempt", when(webhook.last_attempt_at)],
     ["Last success", when(webhook.last_success_at)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from schemas.deliveries import DeliveryAttempted, Outcome
+from schemas.deliveries import CIRCUIT_KIND, CircuitChanged, DeliveryAttempted, Outcome
 from schemas.health import HealthCheckpoint, WebhookHealth
 from schemas.webhooks import WebhookCreated, WebhookDeleted, WebhookState, WebhookUpdated
 from services.router.health import HealthView
@@ -139,3 +139,27 @@ def test_a_checkpoint_is_loaded_for_webhooks_that_still_exist() -> None:
     table.webhooks["wh_1"] = replace(state, enabled_at=T0 + timedelta(days=1))
     view.load(checkpoint)
     assert view.get("wh_1").consecutive_failures == 0
+
+
+def circuit(
+    offset: int, sender: str, open_until: datetime | None, webhook_id: str = "wh_1"
+) -> StreamRecord:
+    changed = CircuitChanged(webhook_id=webhook_id, sender=sender, at=T0, open_until=open_until)
+    return StreamRecord(changed.model_dump_json().encode(), offset, None, CIRCUIT_KIND)
+
+
+def test_the_circuit_is_open_while_any_sender_says_so() -> None:
+    table = table_with("wh_1")
+    view = HealthView(table, disable_after_s=60, disable_after_failures=3)
+    assert view.circuit_open_until("wh_1") is None
+    view.apply_record(circuit(0, "host:1", T0 + timedelta(seconds=10)))
+    view.apply_record(circuit(1, "host:2", T0 + timedelta(seconds=30)))
+    assert view.circuit_open_until("wh_1") == T0 + timedelta(seconds=30)
+    view.apply_record(circuit(2, "host:2", None))
+    assert view.circuit_open_until("wh_1") == T0 + timedelta(seconds=10)
+    view.apply_record(circuit(3, "host:1", None))
+    assert view.circuit_open_until("wh_1") is None
+    assert view.offset == 3
+    assert view.get("wh_1") == WebhookHealth()  # a circuit is no attempt
+    view.apply_record(circuit(4, "host:1", T0, webhook_id="wh_gone"))
+    assert view.circuit_open_until("wh_gone") is None

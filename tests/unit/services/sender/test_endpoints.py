@@ -276,3 +276,28 @@ async def test_a_waiter_cancelled_as_its_slot_is_handed_over_gives_the_slot_back
         await waiter
     assert isinstance(gate.admit("wh_1"), Admitted)  # the slot it was given is free again
     gate.release(second, succeeded=True, duration_s=0.01)
+
+
+def test_each_opening_and_the_closing_of_a_circuit_is_told(clock: Clock) -> None:
+    """What the router shows as the circuit: opened for 10 s, opened again for 20 s by a failed
+    probe, closed by a success; failures while open change nothing to tell."""
+    told: list[tuple[str, float | None]] = []
+    gate = EndpointGate(
+        limit=2,
+        failures_to_open=3,
+        open_s=10,
+        max_open_s=60,
+        clock=clock,
+        on_circuit=lambda key, open_for_s: told.append((key, open_for_s)),
+    )
+    fail(gate)
+    fail(gate)
+    assert told == []
+    fail(gate)
+    assert told == [("wh_1", 10.0)]
+    clock.now += 10
+    fail(gate)  # the probe
+    assert told[-1] == ("wh_1", 20.0)
+    clock.now += 20
+    gate.release(admitted(gate), succeeded=True, duration_s=0.1)
+    assert told == [("wh_1", 10.0), ("wh_1", 20.0), ("wh_1", None)]
