@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.history import (
     AttemptView,
     DeliveryView,
@@ -223,6 +225,26 @@ def _history_paths() -> dict[str, Any]:
     }
 
 
+def _progress_path(
+    operation_id: str, summary: str, model: type[BaseModel], missing: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """The path of one background job's progress, `…/{id}`."""
+    return {
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "get": _operation(
+            operation_id,
+            summary,
+            {
+                "200": {"description": "Its progress.", "content": json_content(ref(model))},
+                "404": missing,
+                **more,
+            },
+        ),
+    }
+
+
 def _dead_letter_paths() -> dict[str, Any]:
     filters = [p for p in HISTORY_PARAMETERS if p["name"] != "outcome"] + [
         {"name": "webhook_id", "in": "query", "schema": {"type": "string"}},
@@ -271,22 +293,12 @@ def _dead_letter_paths() -> dict[str, Any]:
                 requestBody={"required": False, "content": json_content(ref(RedriveRequest))},
             )
         },
-        "/dead-letters/redrives/{id}": {
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "get": _operation(
-                "getRedrive",
-                "A redrive's progress (kept by the router that runs it).",
-                {
-                    "200": {
-                        "description": "Its progress.",
-                        "content": json_content(ref(RedriveView)),
-                    },
-                    "404": error("No redrive of this id on this router."),
-                },
-            ),
-        },
+        "/dead-letters/redrives/{id}": _progress_path(
+            "getRedrive",
+            "A redrive's progress (kept by the router that runs it).",
+            RedriveView,
+            error("No redrive of this id on this router."),
+        ),
     }
 
 
@@ -354,23 +366,13 @@ def _quarantine_paths() -> dict[str, Any]:
         "/quarantine/discard": {
             "post": acting("discardQuarantine", "Drop the chosen messages on purpose.")
         },
-        "/quarantine/passes/{id}": {
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "get": _operation(
-                "getQuarantinePass",
-                "A redrive's or discard's progress (kept by the router that runs it).",
-                {
-                    "200": {
-                        "description": "Its progress.",
-                        "content": json_content(ref(RedriveView)),
-                    },
-                    "403": forbidden,
-                    "404": error("No such pass on this router."),
-                },
-            ),
-        },
+        "/quarantine/passes/{id}": _progress_path(
+            "getQuarantinePass",
+            "A redrive's or discard's progress (kept by the router that runs it).",
+            RedriveView,
+            error("No such pass on this router."),
+            **{"403": forbidden},
+        ),
     }
 
 
@@ -395,22 +397,12 @@ def _replay_paths() -> dict[str, Any]:
                 requestBody={"required": True, "content": json_content(ref(ReplayRequest))},
             ),
         },
-        "/replays/{id}": {
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "get": _operation(
-                "getReplay",
-                "A replay's progress (kept by the router that runs it).",
-                {
-                    "200": {
-                        "description": "Its progress.",
-                        "content": json_content(ref(ReplayView)),
-                    },
-                    "404": error("No replay of this id on this router (that this token may see)."),
-                },
-            ),
-        },
+        "/replays/{id}": _progress_path(
+            "getReplay",
+            "A replay's progress (kept by the router that runs it).",
+            ReplayView,
+            error("No replay of this id on this router (that this token may see)."),
+        ),
     }
 
 
