@@ -129,7 +129,7 @@ async def peek(
         if wanted == 0:
             return depth, seen  # (the finally closes the channel)
         try:
-            iterator = declared.iterator()
+            iterator = declared.iterator(robust=False)
             await iterator.consume()
         except ChannelAccessRefused:
             raise PassBusy("a redrive or discard holds the quarantine") from None

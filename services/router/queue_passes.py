@@ -143,6 +143,10 @@ class QueuePasses:
         except PASS_FAULTS as error:
             progress.status, progress.error = "failed", str(error) or type(error).__name__
             log.error("queue_pass.failed", pass_id=progress.id, error=progress.error)
+        except Exception as error:
+            # The task's boundary: whatever went wrong, the pass says it failed, not running.
+            progress.status, progress.error = "failed", f"{type(error).__name__}: {error}"
+            log.exception("queue_pass.crashed", pass_id=progress.id)
         finally:
             self._running = None
             progress.finished_at = datetime.now(UTC)
@@ -173,7 +177,9 @@ class QueuePasses:
                 started.set_result(None)
                 return
             try:
-                iterator = queue.iterator(exclusive=True)
+                # Not restored after a reconnect: the pass fails, and what it had not settled
+                # went back to the queue with the channel.
+                iterator = queue.iterator(exclusive=True, robust=False)
                 await iterator.consume()
             except ChannelAccessRefused:
                 raise PassBusy("another router's pass holds the queue") from None

@@ -102,6 +102,12 @@ class ReplayProgress:
         return view.model_dump(mode="json")
 
 
+def stream_offset(since: datetime) -> datetime | str:
+    """Where to start reading: the stream's first message for a time before 1970, which AMQP's
+    timestamp (unsigned seconds) cannot carry; else the chunk holding `since`."""
+    return since if since.timestamp() >= 1 else "first"
+
+
 def takes(webhook: WebhookState, event: Event) -> bool:
     """Whether the webhook subscribes to the event: its type, and its account if it has one."""
     return matches(webhook.event, event.type) and (
@@ -175,6 +181,10 @@ class Replays:
             )
         except PASS_FAULTS as error:
             progress.status, progress.error = "failed", str(error) or type(error).__name__
+        except Exception as error:
+            # The task's boundary: whatever went wrong, the replay says it failed, not running.
+            progress.status, progress.error = "failed", f"{type(error).__name__}: {error}"
+            log.exception("replay.crashed", replay_id=progress.id)
         finally:
             progress.finished_at = datetime.now(UTC)
             progress.done.set()
@@ -198,7 +208,10 @@ class Replays:
         try:
             await channel.set_qos(prefetch_count=PREFETCH)
             queue = await channel.declare_queue(stream, passive=True, robust=False)
-            iterator = queue.iterator(arguments={"x-stream-offset": progress.window.since})
+            # Not restored after a reconnect (the replay fails instead, and can be asked again).
+            iterator = queue.iterator(
+                arguments={"x-stream-offset": stream_offset(progress.window.since)}, robust=False
+            )
             pace = _Pace(progress.rate_per_s)
             async with iterator:
                 while True:

@@ -145,3 +145,18 @@ async def test_one_replay_at_a_time_and_wrong_ones_refused(
     missing = await router.post("/webhooks/wh_nope/replay", json={"since": since}, headers=AUTH)
     assert missing.status == 404
     assert (await router.get("/replays/rpl_nope", headers=AUTH)).status == 404
+
+
+async def test_a_window_from_before_1970_reads_the_stream_from_its_start(
+    router: TestClient[Any, Any], publisher: Publisher, settings: RouterSettings, amqp_url: str
+) -> None:
+    """AMQP timestamps cannot say 0377; such a replay reads the whole stream (schemathesis found
+    it crashing the replay and then the router's shutdown)."""
+    made = await create_webhook(router, event="a.b", uri="https://example.com/h")
+    await publish_event(publisher, settings, "evt_any", "a.b", timedelta(minutes=1))
+    response = await router.post(
+        f"/webhooks/{made['id']}/replay", json={"since": "0377-08-08T20:14:08Z"}, headers=AUTH
+    )
+    progress = await finished(router, response.headers["Location"])
+    assert (progress["status"], progress["sent"]) == ("done", 1)
+    await take_all(amqp_url, settings.topology.deliver_queue, expect=1, timeout_s=10)
