@@ -169,6 +169,18 @@ HISTORY_PARAMETERS = [
 ]
 
 
+# The answers of a listing of deliveries (a webhook's, or the dead letters).
+DELIVERY_PAGE = {
+    "200": {
+        "description": "One page; `Link` rel=next leads to the next one.",
+        "headers": {"Link": {"schema": {"type": "string"}}},
+        "content": json_content({"type": "array", "items": ref(DeliveryView)}),
+    },
+    "400": error("A query parameter is wrong: `errors` names it."),
+    "404": NOT_FOUND,
+}
+
+
 def _history_paths() -> dict[str, Any]:
     return {
         "/webhooks/{id}/deliveries": {
@@ -176,15 +188,7 @@ def _history_paths() -> dict[str, Any]:
             "get": _operation(
                 "listDeliveries",
                 "The webhook's deliveries, newest first, each with its attempts.",
-                {
-                    "200": {
-                        "description": "One page; `Link` rel=next leads to the next one.",
-                        "headers": {"Link": {"schema": {"type": "string"}}},
-                        "content": json_content({"type": "array", "items": ref(DeliveryView)}),
-                    },
-                    "400": error("A query parameter is wrong: `errors` names it."),
-                    "404": NOT_FOUND,
-                },
+                DELIVERY_PAGE,
                 parameters=HISTORY_PARAMETERS,
             ),
         },
@@ -265,15 +269,7 @@ def _dead_letter_paths() -> dict[str, Any]:
             "get": _operation(
                 "listDeadLetters",
                 "Deliveries whose newest attempt dead-lettered them, newest first.",
-                {
-                    "200": {
-                        "description": "One page; `Link` rel=next leads to the next one.",
-                        "headers": {"Link": {"schema": {"type": "string"}}},
-                        "content": json_content({"type": "array", "items": ref(DeliveryView)}),
-                    },
-                    "400": error("A query parameter is wrong: `errors` names it."),
-                    "404": NOT_FOUND,
-                },
+                DELIVERY_PAGE,
                 parameters=filters,
             )
         },

@@ -9,9 +9,7 @@ import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 
-from services.router.app import create_app
 from services.router.settings import RouterSettings
-from tests.conftest import AppServer, Installs
 from tests.support.broker import close_connections_named
 from tests.support.metrics import metric_value
 from tests.support.waiting import eventually
@@ -20,17 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(amqp_url: str, prefix: str, installs: Installs) -> RouterSettings:
-    settings = RouterSettings(
-        amqp_url=amqp_url, prefix=prefix, admin_token="admin-token", queue_metrics_s=0.1
-    )
-    installs.add(settings.topology)
-    return settings
-
-
-@pytest.fixture
-async def router(settings: RouterSettings, serve_app: AppServer) -> TestClient[Any, Any]:
-    return await serve_app(create_app(settings))
+def settings(settings: RouterSettings) -> RouterSettings:
+    """The router's settings (conftest), polling queue depths every 0.1 s."""
+    return settings.model_copy(update={"queue_metrics_s": 0.1})
 
 
 async def put(amqp_url: str, queue: str, count: int) -> None:
