@@ -56,9 +56,12 @@ class Output:
             table.add_row(key, _cell(value))
         self.console.print(table)
 
-    def done(self, message: str) -> None:
+    def done(self, message: str, body: Mapping[str, Any] | None = None) -> None:
+        """A line for a person, or `body` as JSON with `--json`."""
         if not self.as_json:
             self.console.print(message)
+        elif body is not None:
+            self.json(body)
 
     def error(self, message: str) -> None:
         # The API's words may hold brackets (`[3].id`): printed as text, never as markup.

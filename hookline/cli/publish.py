@@ -41,7 +41,4 @@ def publish(
     }
     event |= {key: value for key, value in optional.items() if value is not None}
     answer = session.producer().request("POST", "/events", json=event)
-    if session.output.as_json:
-        session.output.json(answer.body)
-    else:
-        session.output.done(answer.body["id"])
+    session.output.done(answer.body["id"], answer.body)

@@ -122,9 +122,7 @@ def delete(context: typer.Context, webhook_id: WebhookId) -> None:
     """Delete a webhook."""
     session = session_of(context)
     session.router().request("DELETE", f"/webhooks/{webhook_id}")
-    session.output.done(f"deleted {webhook_id}")
-    if session.output.as_json:
-        session.output.json({"deleted": webhook_id})
+    session.output.done(f"deleted {webhook_id}", {"deleted": webhook_id})
 
 
 @app.command()
@@ -132,9 +130,7 @@ def test(context: typer.Context, webhook_id: WebhookId) -> None:
     """Send a test event once (even to a disabled webhook); see it in `deliveries list`."""
     session = session_of(context)
     session.router().request("POST", f"/webhooks/{webhook_id}/test")
-    session.output.done(f"test event sent to {webhook_id}")
-    if session.output.as_json:
-        session.output.json({"tested": webhook_id})
+    session.output.done(f"test event sent to {webhook_id}", {"tested": webhook_id})
 
 
 @app.command()

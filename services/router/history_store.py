@@ -297,21 +297,16 @@ class HistoryStore:
         if wanted.webhook_ids is not None:
             where.append(f"d.webhook_id IN ({','.join('?' * len(wanted.webhook_ids))})")
             arguments += sorted(wanted.webhook_ids)
-        if wanted.last_error is not None:
-            where.append("d.last_error = ?")
-            arguments.append(wanted.last_error)
-        if wanted.outcome is not None:
-            where.append("d.outcome = ?")
-            arguments.append(wanted.outcome)
-        if wanted.event_type is not None:
-            where.append("d.event_type = ?")
-            arguments.append(wanted.event_type)
-        if wanted.since_ms is not None:
-            where.append("d.first_at_ms >= ?")
-            arguments.append(wanted.since_ms)
-        if wanted.until_ms is not None:
-            where.append("d.first_at_ms < ?")
-            arguments.append(wanted.until_ms)
+        for clause, value in (
+            ("d.last_error = ?", wanted.last_error),
+            ("d.outcome = ?", wanted.outcome),
+            ("d.event_type = ?", wanted.event_type),
+            ("d.first_at_ms >= ?", wanted.since_ms),
+            ("d.first_at_ms < ?", wanted.until_ms),
+        ):
+            if value is not None:
+                where.append(clause)
+                arguments.append(value)
         if after is not None:
             where.append("(d.first_at_ms, d.delivery_id) < (?, ?)")
             arguments += [after.first_at_ms, after.delivery_id]
