@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.events import Event, ObjectId
+from schemas.events import Actor, Event, ObjectId
 
 if TYPE_CHECKING:  # schemas.webhooks imports schemas.health, which imports this module
     from schemas.webhooks import WebhookState
@@ -80,6 +80,7 @@ class DeliveredPayload(BaseModel):
     object_id: ObjectId | None = None
     account: str | None = None
     source: str | None = None
+    actor: Actor | None = None
     data: dict[str, Any]
 
     @classmethod
@@ -92,6 +93,7 @@ class DeliveredPayload(BaseModel):
             object_id=event.object_id,
             account=event.account,
             source=event.source,
+            actor=event.actor,
             data=event.data,
         )
 

@@ -87,6 +87,15 @@ def rfc3339_text(value: object) -> object:
     return value
 
 
+class Actor(BaseModel):
+    """Who made the change the event is about (Xurrent's `person_id` and `person_name`)."""
+
+    model_config = ConfigDict(extra="forbid", title="Actor")
+
+    id: ObjectId | None = None
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
 class EventIn(BaseModel):
     """An event as an upstream system sends it, over HTTP or AMQP."""
 
@@ -108,6 +117,7 @@ class EventIn(BaseModel):
         default=None, description="When it happened (RFC 3339 with a zone); defaults to receipt."
     )
     account: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    actor: Actor | None = Field(default=None, description="Who made the change, if a person did.")
 
     def stamped(self, *, id_: str | None = None, now: datetime | None = None) -> Event:
         """The event with an id and a time, keeping those it already had."""
@@ -119,6 +129,7 @@ class EventIn(BaseModel):
             object_id=self.object_id,
             time=self.time or now or datetime.now(UTC),
             account=self.account,
+            actor=self.actor,
         )
 
 

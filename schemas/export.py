@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from schemas.deliveries import DeliveredPayload, DeliveryAttempted, DeliveryTask
 from schemas.events import Event, EventIn
 from schemas.history import DeliveryView
+from schemas.payloads import CloudEvent, KeyclicPayload, XurrentPayload
 from schemas.webhooks import Webhook, WebhookCreate, WebhookPatch
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -24,6 +25,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "webhook-create.schema.json": WebhookCreate,
     "webhook-patch.schema.json": WebhookPatch,
     "delivered-payload.schema.json": DeliveredPayload,
+    "xurrent-payload.schema.json": XurrentPayload,
+    "keyclic-payload.schema.json": KeyclicPayload,
+    "cloudevent.schema.json": CloudEvent,
     "delivery-task.schema.json": DeliveryTask,
     "delivery-attempted.schema.json": DeliveryAttempted,
     "delivery.schema.json": DeliveryView,

@@ -40,6 +40,11 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a sec
 SECRET_BYTES = 24
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 
+# How the body a subscriber receives is shaped (`services/sender/formats.py`, README "Payload
+# formats"), and how it is sent.
+PayloadFormat = Literal["standard", "xurrent", "keyclic", "raw", "cloudevents"]
+HttpMethod = Literal["POST", "GET"]
+
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
@@ -114,6 +119,37 @@ Secret = Annotated[
 ]
 
 
+FORMAT_DESCRIPTION = (
+    "The body's shape: `standard` (the Standard Webhooks envelope), `xurrent` (Xurrent/ITRP), "
+    "`keyclic` (`{event, payload}`), `raw` (the event's data alone), `cloudevents` (a "
+    "structured CloudEvents 1.0 body)."
+)
+METHOD_DESCRIPTION = (
+    "POST sends the body; GET sends its top-level fields as query parameters instead (strings "
+    "as they are, other values as JSON), and signs the query string. GET cannot carry "
+    "`cloudevents`."
+)
+HTTPS_ONLY_DESCRIPTION = "Refuse an http `uri`, and send only over https."
+SIGNED_DESCRIPTION = (
+    "Sign each request (`webhook-signature`); `webhook-id` and `webhook-timestamp` are sent "
+    "either way."
+)
+
+
+def delivery_option_errors(
+    *, uri: str, payload_format: PayloadFormat, method: HttpMethod, https_only: bool
+) -> list[dict[str, str]]:
+    """Field errors of a webhook's delivery options taken together (each alone is valid)."""
+    errors = []
+    if https_only and not uri.lower().startswith("https:"):
+        errors.append({"field": "uri", "message": "must be an https URL: https_only is on"})
+    if method == "GET" and payload_format == "cloudevents":
+        errors.append(
+            {"field": "method", "message": "GET cannot carry a structured CloudEvents body"}
+        )
+    return errors
+
+
 class WebhookCreate(BaseModel):
     """The body of `POST /webhooks`."""
 
@@ -131,6 +167,10 @@ class WebhookCreate(BaseModel):
         description="The account the webhook belongs to: it gets only that account's events. "
         "A token scoped to an account creates webhooks of that account only.",
     )
+    format: PayloadFormat = Field(default="standard", description=FORMAT_DESCRIPTION)
+    method: HttpMethod = Field(default="POST", description=METHOD_DESCRIPTION)
+    https_only: StrictBool = Field(default=False, description=HTTPS_ONLY_DESCRIPTION)
+    signed: StrictBool = Field(default=True, description=SIGNED_DESCRIPTION)
 
 
 class WebhookPatch(BaseModel):
@@ -144,8 +184,22 @@ class WebhookPatch(BaseModel):
     description: Description | None = None
     disabled: StrictBool | None = None
     mail_exceptions_to: MailList | None = None
+    format: PayloadFormat | None = Field(default=None, description=FORMAT_DESCRIPTION)
+    method: HttpMethod | None = Field(default=None, description=METHOD_DESCRIPTION)
+    https_only: StrictBool | None = Field(default=None, description=HTTPS_ONLY_DESCRIPTION)
+    signed: StrictBool | None = Field(default=None, description=SIGNED_DESCRIPTION)
 
-    @field_validator("event", "uri", "name", "disabled", mode="before")
+    @field_validator(
+        "event",
+        "uri",
+        "name",
+        "disabled",
+        "format",
+        "method",
+        "https_only",
+        "signed",
+        mode="before",
+    )
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -178,6 +232,10 @@ class Webhook(BaseModel):
     disabled: bool = False
     mail_exceptions_to: str | None = None
     account: str | None = None
+    format: PayloadFormat = "standard"
+    method: HttpMethod = "POST"
+    https_only: bool = False
+    signed: bool = True
     disabled_reason: str | None = Field(
         default=None,
         description="Why Hookline disabled the webhook (410 Gone, failing too long); cleared when "
@@ -224,6 +282,10 @@ class WebhookCreated(_Record):
     mail_exceptions_to: str | None = None
     secret: str
     account: str | None = None
+    format: PayloadFormat = "standard"
+    method: HttpMethod = "POST"
+    https_only: bool = False
+    signed: bool = True
 
 
 class WebhookUpdated(_Record):
@@ -303,6 +365,11 @@ class WebhookState:
     previous_secret_until: datetime | None = None
     # The account it belongs to: it gets only that account's events (None: every event).
     account: str | None = None
+    # How its requests are shaped and sent (WebhookCreate says what each means).
+    format: PayloadFormat = "standard"
+    method: HttpMethod = "POST"
+    https_only: bool = False
+    signed: bool = True
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets a request is signed with at `now`: the current one, and the one it
@@ -324,6 +391,10 @@ class WebhookState:
             disabled=self.disabled,
             mail_exceptions_to=self.mail_exceptions_to,
             account=self.account,
+            format=self.format,
+            method=self.method,
+            https_only=self.https_only,
+            signed=self.signed,
             disabled_reason=self.disabled_reason,
             created_at=self.created_at,
             updated_at=self.updated_at,
@@ -351,6 +422,10 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
             updated_at=record.at,
             revision=offset,
             account=record.account,
+            format=record.format,
+            method=record.method,
+            https_only=record.https_only,
+            signed=record.signed,
         )
     if state is None:
         return None

@@ -45,6 +45,19 @@ def show(context: typer.Context, webhook_id: WebhookId) -> None:
     session.output.record(session.router().request("GET", f"/webhooks/{webhook_id}").body)
 
 
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="standard (the default), xurrent, keyclic, raw or cloudevents."),
+]
+MethodOption = Annotated[str | None, typer.Option(help="POST (the default) or GET.")]
+HttpsOnlyOption = Annotated[
+    bool | None, typer.Option("--https-only/--http-allowed", help="Refuse http targets.")
+]
+SignedOption = Annotated[
+    bool | None, typer.Option("--signed/--unsigned", help="Send webhook-signature (the default).")
+]
+
+
 @app.command()
 def create(
     context: typer.Context,
@@ -56,6 +69,10 @@ def create(
     mail_exceptions_to: Annotated[str | None, typer.Option()] = None,
     secret: Annotated[str | None, typer.Option(help="whsec_…; generated when absent.")] = None,
     disabled: Annotated[bool, typer.Option("--disabled")] = False,
+    payload_format: FormatOption = None,
+    method: MethodOption = None,
+    https_only: HttpsOnlyOption = None,
+    signed: SignedOption = None,
 ) -> None:
     """Create a webhook; the answer shows its signing secret."""
     session = session_of(context)
@@ -66,6 +83,10 @@ def create(
         "account": account,
         "mail_exceptions_to": mail_exceptions_to,
         "secret": secret,
+        "format": payload_format,
+        "method": method,
+        "https_only": https_only,
+        "signed": signed,
     }
     fields |= {key: value for key, value in optional.items() if value is not None}
     session.output.record(session.router().request("POST", "/webhooks", json=fields).body)
@@ -80,6 +101,10 @@ def update(
     name: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
     mail_exceptions_to: Annotated[str | None, typer.Option()] = None,
+    payload_format: FormatOption = None,
+    method: MethodOption = None,
+    https_only: HttpsOnlyOption = None,
+    signed: SignedOption = None,
 ) -> None:
     """Change the fields given; the others stay."""
     session = session_of(context)
@@ -89,6 +114,10 @@ def update(
         "name": name,
         "description": description,
         "mail_exceptions_to": mail_exceptions_to,
+        "format": payload_format,
+        "method": method,
+        "https_only": https_only,
+        "signed": signed,
     }
     fields = {key: value for key, value in given.items() if value is not None}
     if not fields:

@@ -27,6 +27,7 @@ from schemas.webhooks import (
     WebhookSecretRotated,
     WebhookState,
     WebhookUpdated,
+    delivery_option_errors,
     evolve,
     new_secret,
     new_webhook_id,
@@ -171,6 +172,11 @@ async def create(request: web.Request) -> web.Response:
         return error_response(400, "invalid webhook", errors=field_errors(error))
     if (refused := _refused_target(router, body.uri)) is not None:
         return refused
+    option_errors = delivery_option_errors(
+        uri=body.uri, payload_format=body.format, method=body.method, https_only=body.https_only
+    )
+    if option_errors:
+        return error_response(400, "invalid webhook", errors=option_errors)
     account = body.account
     if (scope := request.get(ACCOUNT_SCOPE)) is not None:
         if account not in (None, scope):
@@ -190,6 +196,10 @@ async def create(request: web.Request) -> web.Response:
         mail_exceptions_to=body.mail_exceptions_to,
         secret=body.secret or new_secret(),
         account=account,
+        format=body.format,
+        method=body.method,
+        https_only=body.https_only,
+        signed=body.signed,
     )
     await _commit(router, record, webhook_id=record.webhook_id)
     state = router.webhook_log.table.get(record.webhook_id) or evolve(None, record, -1)
@@ -222,6 +232,14 @@ async def update(request: web.Request) -> web.Response:
         return error_response(400, "invalid webhook", errors=field_errors(error))
     if patch.uri is not None and (refused := _refused_target(router, patch.uri)) is not None:
         return refused
+    option_errors = delivery_option_errors(
+        uri=patch.uri or state.uri,
+        payload_format=patch.format or state.format,
+        method=patch.method or state.method,
+        https_only=state.https_only if patch.https_only is None else patch.https_only,
+    )
+    if option_errors:
+        return error_response(400, "invalid webhook", errors=option_errors)
     if changes:
         record = WebhookUpdated(at=datetime.now(UTC), webhook_id=state.id, changes=changes)
         if not await _commit(router, record):

@@ -85,6 +85,8 @@ async def call(
     try:
         # The URL as the policy read it; aiohttp never asks the resolver about an IP literal.
         url = policy.check(request.url)
+        if request.https_only and url.scheme != "https":
+            raise TargetRefused("this webhook takes https targets only")
         async with asyncio.timeout(timeout_s):
             async with session.request(
                 request.method,

@@ -1,15 +1,20 @@
-"""Building the HTTP request for one attempt: the one step a payload format replaces."""
+"""Building the HTTP request for one attempt: the body in the webhook's format, sent as it asks
+(POST, or GET with query parameters), with the Standard Webhooks headers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 
-from schemas.deliveries import DeliveredPayload, DeliveryTask
+from yarl import URL
+
+from schemas.deliveries import DeliveryTask
 from schemas.webhooks import WebhookState
-from services.sender.signing import secret_key, signature_headers
+from services.sender.formats import shape
+from services.sender.signing import secret_key, signature_headers, unsigned_headers
 
-USER_AGENT = "Hookline/0.1 (+https://www.standardwebhooks.com/)"
+USER_AGENT = f"Hookline/{version('hookline')} (+https://www.standardwebhooks.com/)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,18 +25,35 @@ class PreparedRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    # The webhook takes https only: an http target is refused at the call, as the install's
+    # policy refuses one.
+    https_only: bool = False
 
 
 def prepare_request(task: DeliveryTask, webhook: WebhookState, now_s: int) -> PreparedRequest:
-    """A signed Standard Webhooks POST of the event to the webhook's uri."""
-    body = DeliveredPayload.of(task.event, webhook.id).body()
-    # After a rotation the old secret signs beside the new one for a while: a subscriber that has
-    # not switched yet still finds a signature it can check.
-    now = datetime.fromtimestamp(now_s, UTC)
-    keys = [secret_key(secret) for secret in webhook.signing_secrets(now)]
-    headers = {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        **signature_headers(keys, task.delivery_id, now_s, body),
-    }
-    return PreparedRequest(method="POST", url=webhook.uri, headers=headers, body=body)
+    """The delivery as its webhook wants it: shaped, sent by POST or GET, and signed."""
+    shaped = shape(task, webhook)
+    headers = {"user-agent": USER_AGENT, **shaped.headers}
+    url = webhook.uri
+    if webhook.method == "GET":
+        # No body: the fields go in the query, and the query string as sent is what is signed.
+        target = URL(webhook.uri).extend_query(shaped.query())
+        url, body, signed_content = str(target), b"", target.raw_query_string.encode()
+    else:
+        body = signed_content = shaped.body()
+        headers["content-type"] = shaped.content_type
+    if webhook.signed:
+        # After a rotation the old secret signs beside the new one for a while: a subscriber that
+        # has not switched yet still finds a signature it can check.
+        now = datetime.fromtimestamp(now_s, UTC)
+        keys = [secret_key(secret) for secret in webhook.signing_secrets(now)]
+        headers.update(signature_headers(keys, task.delivery_id, now_s, signed_content))
+    else:
+        headers.update(unsigned_headers(task.delivery_id, now_s))
+    return PreparedRequest(
+        method=webhook.method,
+        url=url,
+        headers=headers,
+        body=body,
+        https_only=webhook.https_only,
+    )

@@ -23,12 +23,16 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def unsigned_headers(message_id: str, timestamp: int) -> dict[str, str]:
+    """The Standard Webhooks id and timestamp, for a webhook that turned signing off."""
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp)}
+
+
 def signature_headers(
     keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
     """The three Standard Webhooks headers; several keys give several signatures (rotation)."""
     return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
+        **unsigned_headers(message_id, timestamp),
         "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in keys),
     }

@@ -24,6 +24,7 @@ from schemas.webhooks import (
     WebhookSecretRotated,
     WebhookState,
     WebhookUpdated,
+    delivery_option_errors,
     evolve,
     new_secret,
     new_webhook_id,
@@ -225,7 +226,9 @@ def test_patch_null_clears_an_optional_field(field: str) -> None:
     assert WebhookPatch.model_validate({field: None}).changes() == {field: None}
 
 
-@pytest.mark.parametrize("field", ["event", "uri", "name", "disabled"])
+@pytest.mark.parametrize(
+    "field", ["event", "uri", "name", "disabled", "format", "method", "https_only", "signed"]
+)
 def test_patch_null_is_refused_for_required_fields(field: str) -> None:
     """`null` for event, uri, name or disabled is an error that names the field."""
     with pytest.raises(ValidationError) as caught:
@@ -240,7 +243,58 @@ def test_patch_validates_like_create() -> None:
     assert sorted(error_locs(caught.value)) == [("event",), ("uri",)]
 
 
+def test_delivery_options_default_to_a_signed_standard_post() -> None:
+    body = WebhookCreate.model_validate({"event": "a.b", "uri": URI})
+    assert (body.format, body.method, body.https_only, body.signed) == (
+        "standard",
+        "POST",
+        False,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "payload_format", "method", "https_only", "fields"),
+    [
+        ("https://e.com/", "cloudevents", "POST", False, []),
+        ("https://e.com/", "raw", "GET", True, []),
+        ("HTTPS://e.com/", "standard", "POST", True, []),
+        ("http://e.com/", "standard", "POST", True, ["uri"]),
+        ("https://e.com/", "cloudevents", "GET", False, ["method"]),
+        ("http://e.com/", "cloudevents", "GET", True, ["uri", "method"]),
+    ],
+)
+def test_delivery_options_are_checked_together(
+    uri: str, payload_format: Any, method: Any, https_only: bool, fields: list[str]
+) -> None:
+    errors = delivery_option_errors(
+        uri=uri, payload_format=payload_format, method=method, https_only=https_only
+    )
+    assert [error["field"] for error in errors] == fields
+
+
 # --- evolve -------------------------------------------------------------------------------------
+
+
+def test_a_create_record_written_before_delivery_options_folds_to_their_defaults() -> None:
+    """Records in a log older than `format` and the rest still fold, as a signed standard POST."""
+    old = created().model_dump(mode="json")
+    for field in ("format", "method", "https_only", "signed"):
+        del old[field]
+    state = evolve(None, WEBHOOK_RECORD.validate_python(old), 3)
+    assert state is not None
+    assert (state.format, state.method, state.https_only, state.signed) == (
+        "standard",
+        "POST",
+        False,
+        True,
+    )
+    changed = evolve(
+        state, WebhookUpdated(at=LATER, webhook_id="wh_1", changes={"format": "xurrent"}), 4
+    )
+    assert changed is not None
+    assert changed.format == "xurrent"
+    assert changed.public().format == "xurrent"
 
 
 def test_evolve_create_makes_the_state() -> None:

@@ -118,6 +118,65 @@ async def test_bad_input_gets_the_failing_fields(router: TestClient[Any, Any]) -
     assert len(await (await router.get("/webhooks", headers=AUTH)).json()) == 1
 
 
+async def test_delivery_options_are_set_shown_and_checked_together(
+    router: TestClient[Any, Any],
+) -> None:
+    """format, method, https_only and signed: defaults, set at create, changed by a patch; a
+    combination that cannot be sent is a 400 naming the field, and changes nothing."""
+    plain = await create_webhook(router, event="a.b", uri="https://example.com/")
+    assert (plain["format"], plain["method"], plain["https_only"], plain["signed"]) == (
+        "standard",
+        "POST",
+        False,
+        True,
+    )
+    ketryx = await create_webhook(
+        router, event="recordApproval", uri="https://k.example.com/", format="raw", method="GET"
+    )
+    assert (ketryx["format"], ketryx["method"]) == ("raw", "GET")
+
+    refusals = [
+        ({"event": "a.b", "uri": "http://example.com/", "https_only": True}, "uri"),
+        (
+            {"event": "a.b", "uri": "https://e.com/", "format": "cloudevents", "method": "GET"},
+            "method",
+        ),
+        ({"event": "a.b", "uri": "https://e.com/", "format": "json"}, "format"),
+        ({"event": "a.b", "uri": "https://e.com/", "method": "PUT"}, "method"),
+        ({"event": "a.b", "uri": "https://e.com/", "signed": "no"}, "signed"),
+    ]
+    for body, field in refusals:
+        response = await router.post("/webhooks", json=body, headers=AUTH)
+        assert response.status == 400, body
+        assert [e["field"] for e in (await response.json())["errors"]] == [field], body
+
+    url = f"/webhooks/{ketryx['id']}"
+    response = await router.patch(url, json={"format": "cloudevents"}, headers=AUTH)
+    assert response.status == 400  # it is a GET webhook
+    assert (await response.json())["errors"][0]["field"] == "method"
+    response = await router.patch(url, json={"format": None}, headers=AUTH)
+    assert response.status == 400
+    http_hook = await create_webhook(router, event="a.b", uri="http://example.com/")
+    response = await router.patch(
+        f"/webhooks/{http_hook['id']}", json={"https_only": True}, headers=AUTH
+    )
+    assert response.status == 400
+    assert (await response.json())["errors"][0]["field"] == "uri"
+
+    response = await router.patch(
+        url, json={"method": "POST", "format": "cloudevents", "signed": False}, headers=AUTH
+    )
+    assert response.status == 200
+    changed = await response.json()
+    assert (changed["format"], changed["method"], changed["signed"]) == (
+        "cloudevents",
+        "POST",
+        False,
+    )
+    shown = await (await router.get(url, headers=AUTH)).json()
+    assert shown["format"] == "cloudevents"
+
+
 # A target that is not public, in each spelling the sender's resolver or C library would read.
 NOT_PUBLIC_TARGETS = [
     "http://169.254.169.254/latest/meta-data",

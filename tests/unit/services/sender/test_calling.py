@@ -219,6 +219,30 @@ async def test_a_target_the_policy_refuses_is_never_called(
     assert target.requests == []
 
 
+async def test_an_http_target_of_an_https_only_webhook_is_refused_uncalled(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """The webhook's `https_only` refuses an http target at the call, as the install's does."""
+    request = PreparedRequest(
+        method="POST", url=target.url("/"), headers={}, body=b"{}", https_only=True
+    )
+    result = await call(session, request, 2.0, LOOPBACK)
+    assert result.kind == "refused"
+    assert result.error == "refused: this webhook takes https targets only"
+    assert target.requests == []
+
+
+async def test_a_get_sends_its_query_and_no_body(
+    target: Target, session: aiohttp.ClientSession
+) -> None:
+    """A GET goes out as a GET with the query as prepared, and without a body."""
+    url = target.url("/hook") + "?userId=KXUSR1&isControlled=true"
+    request = PreparedRequest(method="GET", url=url, headers={}, body=b"")
+    result = await call(session, request, 2.0, LOOPBACK)
+    assert result.succeeded
+    assert target.requests == [("GET", "/hook", b"")]
+
+
 class StaticResolver(AbstractResolver):
     """Resolves every name to 127.0.0.1, or fails like DNS when told to."""
 

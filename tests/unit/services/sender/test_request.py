@@ -1,4 +1,4 @@
-"""The HTTP request for one attempt: a signed Standard Webhooks POST."""
+"""The HTTP request for one attempt: the body in its format, by POST or GET, signed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
 from svix.webhooks import WebhookVerificationError as SvixVerificationError
+from yarl import URL
 
 from schemas.deliveries import DeliveredPayload, DeliveryTask
 from schemas.events import Event
@@ -77,3 +78,78 @@ def test_after_a_rotation_both_secrets_sign_until_the_grace_ends(
         Webhook(old).verify(later.body, signed_later)
     with pytest.raises(SvixVerificationError):
         SvixWebhook(old).verify(later.body, signed_later)
+
+
+KETRYX_APPROVAL = {
+    "userId": "KXUSR1N91YGN3JB8PVT4DDFVF4Y64YT",
+    "itemId": "KXITM1N91YGN3JB8PVT4DDFVF4Y64YT",
+    "recordId": "KXREC1N91YGN3JB8PVT4DDFVF4Y64YT",
+    "isControlled": True,
+    "newRecordId": None,
+}
+
+
+def test_a_get_webhook_sends_the_fields_as_query_parameters_and_signs_the_query(
+    make_event: Callable[..., Event], make_webhook: Callable[..., WebhookState]
+) -> None:
+    """Ketryx's GET: no body, the fields after the uri's own query, and a signature a subscriber
+    checks with standardwebhooks over the query string it received."""
+    event = make_event(type="recordApproval", data=KETRYX_APPROVAL)
+    webhook = make_webhook(format="raw", method="GET", uri="https://example.com/k?team=qa")
+    now_s = int(time.time())
+    request = prepare_request(task_for(event, webhook), webhook, now_s)
+    assert request.method == "GET"
+    assert request.body == b""
+    assert "content-type" not in request.headers
+    url = URL(request.url)
+    assert url.path == "/k"
+    assert list(url.query.items()) == [
+        ("team", "qa"),
+        ("userId", "KXUSR1N91YGN3JB8PVT4DDFVF4Y64YT"),
+        ("itemId", "KXITM1N91YGN3JB8PVT4DDFVF4Y64YT"),
+        ("recordId", "KXREC1N91YGN3JB8PVT4DDFVF4Y64YT"),
+        ("isControlled", "true"),
+        ("newRecordId", "null"),
+    ]
+    # The libraries' verify() parses the content as JSON, so a GET subscriber signs and compares.
+    subscriber = Webhook(webhook.secret)
+    sent_at = datetime.fromtimestamp(now_s, UTC)
+    expected = subscriber.sign("msg_abc", sent_at, url.raw_query_string)
+    assert request.headers["webhook-signature"] == expected
+    assert subscriber.sign("msg_abc", sent_at, "team=qa&isControlled=false") != expected
+
+
+def test_an_unsigned_webhook_keeps_the_id_and_timestamp_headers_only(
+    make_event: Callable[..., Event], make_webhook: Callable[..., WebhookState]
+) -> None:
+    webhook = make_webhook(signed=False)
+    now_s = int(time.time())
+    request = prepare_request(task_for(make_event(), webhook), webhook, now_s)
+    assert request.headers["webhook-id"] == "msg_abc"
+    assert request.headers["webhook-timestamp"] == str(now_s)
+    assert "webhook-signature" not in request.headers
+
+
+@pytest.mark.parametrize(
+    ("payload_format", "content_type"),
+    [
+        ("standard", "application/json"),
+        ("xurrent", "application/json"),
+        ("keyclic", "application/json"),
+        ("raw", "application/json"),
+        ("cloudevents", "application/cloudevents+json; charset=utf-8"),
+    ],
+)
+def test_every_format_is_signed_over_the_body_it_sends(
+    make_event: Callable[..., Event],
+    make_webhook: Callable[..., WebhookState],
+    payload_format: str,
+    content_type: str,
+) -> None:
+    webhook = make_webhook(format=payload_format, https_only=True)
+    request = prepare_request(task_for(make_event(), webhook), webhook, int(time.time()))
+    assert request.headers["content-type"] == content_type
+    assert request.headers["user-agent"].startswith("Hookline/")
+    assert request.https_only
+    signed = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
+    Webhook(webhook.secret).verify(request.body, signed)
