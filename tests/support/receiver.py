@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,9 @@ class Received:
     at: float
     # The status this request was (or, if the caller hung up meanwhile, would have been) answered.
     status: int = 200
+    # The query string as it came, still percent-encoded (what a GET delivery signs).
+    query: str = ""
+    scheme: str = "http"
 
     def json(self) -> Any:
         import json
@@ -42,6 +46,8 @@ class Receiver:
     delays_s: dict[str, float] = field(default_factory=dict)
     fail_first: dict[str, int] = field(default_factory=dict)
     url: str = ""
+    # Serve https with this context (its certificate for 127.0.0.1) instead of http.
+    ssl_context: ssl.SSLContext | None = None
     _seen: Counter[str] = field(default_factory=Counter)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
@@ -73,6 +79,8 @@ class Receiver:
             body=body,
             at=loop.time(),
             status=status,
+            query=request.rel_url.raw_query_string,
+            scheme=request.scheme,
         )
         async with self._changed:
             self.requests.append(received)
@@ -99,10 +107,11 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port, ssl_context=self.ssl_context)
         await site.start()
         self._port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{self._port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self._port}"
 
     async def down(self) -> None:
         """Stop listening and cut open connections: callers get `connection refused`."""
