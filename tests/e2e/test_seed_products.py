@@ -347,3 +347,53 @@ async def test_a_cloudevents_webhook_gets_a_structured_event_the_sdk_reads(
     )
     assert event.get_data() == {"id": 77}
     verified(received, webhook["secret"])
+
+
+XURRENT_EVENTS = [
+    ("request.create", {"id": 70001, "subject": "Laptop does not boot", "status": "assigned"}),
+    ("request.status-changed", {"id": 70001, "status": "in_progress"}),
+    ("request.note-added", {"id": 70001, "note": "Replaced the battery"}),
+    ("request.team-changed", {"id": 70001, "team": {"id": 12, "name": "Desktop Support"}}),
+    ("automation_rule", {"rule": "escalate", "request_id": 70001}),
+    ("problem.create", {"id": 812, "subject": "Printer on fire"}),
+]
+
+
+async def test_xurrent_noun_verb_events_reach_exact_and_pattern_webhooks(
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    """Xurrent's events are noun.verb (and `automation_rule`): a webhook per exact event, and
+    one for every request event, each get the Xurrent body of exactly their events."""
+    every_request = await create(
+        http, stack, event="request.*", uri=f"{receiver.url}/x/requests", format="xurrent"
+    )
+    rule = await create(
+        http, stack, event="automation_rule", uri=f"{receiver.url}/x/rule", format="xurrent"
+    )
+    await publish(
+        http,
+        stack,
+        *(
+            {
+                "type": event,
+                "data": data,
+                "object_id": data.get("id", 0),
+                "account": "wdc",
+                "actor": {"id": 6, "name": "Howard Tanner"},
+            }
+            for event, data in XURRENT_EVENTS
+        ),
+    )
+    requests = await receiver.wait_for(4, path="/x/requests")
+    assert sorted(r.json()["event"] for r in requests) == sorted(
+        event for event, _ in XURRENT_EVENTS if event.startswith("request.")
+    )
+    for received in requests:
+        body = received.json()
+        assert body["name"] == "request.*"
+        assert body["payload"] == dict(XURRENT_EVENTS)[body["event"]]
+        verified(received, every_request["secret"])
+    (fired,) = await receiver.wait_for(1, path="/x/rule")
+    assert fired.json()["payload"] == {"rule": "escalate", "request_id": 70001}
+    verified(fired, rule["secret"])
+    assert receiver.to("/x/requests") == requests  # problem.create went to neither
