@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from schemas.deliveries import DeliveredPayload, DeliveryAttempted, DeliveryTask
 from schemas.events import Event, EventIn
 from schemas.history import DeliveryView
+from schemas.webhook_policies import WebhookPolicy, WebhookPolicyCreate, WebhookPolicyPatch
 from schemas.webhooks import Webhook, WebhookCreate, WebhookPatch
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -23,6 +24,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "webhook.schema.json": Webhook,
     "webhook-create.schema.json": WebhookCreate,
     "webhook-patch.schema.json": WebhookPatch,
+    "webhook-policy.schema.json": WebhookPolicy,
+    "webhook-policy-create.schema.json": WebhookPolicyCreate,
+    "webhook-policy-patch.schema.json": WebhookPolicyPatch,
     "delivered-payload.schema.json": DeliveredPayload,
     "delivery-task.schema.json": DeliveryTask,
     "delivery-attempted.schema.json": DeliveryAttempted,

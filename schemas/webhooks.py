@@ -104,6 +104,15 @@ Name = Annotated[str, Field(min_length=1, max_length=255)]
 Account = Annotated[str, Field(min_length=1, max_length=255)]
 Description = Annotated[str, AfterValidator(_check_description)]
 MailList = Annotated[str, Field(max_length=4096), AfterValidator(_check_mail_list)]
+PolicyRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="The id (`pol_…`) of the webhook policy that signs the webhook's messages as a "
+        "JWT; `null` for none.",
+    ),
+]
 Secret = Annotated[
     str,
     Field(
@@ -131,6 +140,7 @@ class WebhookCreate(BaseModel):
         description="The account the webhook belongs to: it gets only that account's events. "
         "A token scoped to an account creates webhooks of that account only.",
     )
+    webhook_policy: PolicyRef | None = None
 
 
 class WebhookPatch(BaseModel):
@@ -144,6 +154,7 @@ class WebhookPatch(BaseModel):
     description: Description | None = None
     disabled: StrictBool | None = None
     mail_exceptions_to: MailList | None = None
+    webhook_policy: PolicyRef | None = None
 
     @field_validator("event", "uri", "name", "disabled", mode="before")
     @classmethod
@@ -199,6 +210,9 @@ class Webhook(BaseModel):
         description="While a sender's circuit breaker holds attempts back from this endpoint: "
         "until when (past it, one probe goes through).",
     )
+    webhook_policy: str | None = Field(
+        default=None, description="The webhook policy that signs its messages as a JWT."
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -224,6 +238,7 @@ class WebhookCreated(_Record):
     mail_exceptions_to: str | None = None
     secret: str
     account: str | None = None
+    webhook_policy: str | None = None
 
 
 class WebhookUpdated(_Record):
@@ -303,6 +318,8 @@ class WebhookState:
     previous_secret_until: datetime | None = None
     # The account it belongs to: it gets only that account's events (None: every event).
     account: str | None = None
+    # The webhook policy that signs its messages as a JWT (None: the body as it is).
+    webhook_policy: str | None = None
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets a request is signed with at `now`: the current one, and the one it
@@ -328,6 +345,7 @@ class WebhookState:
             created_at=self.created_at,
             updated_at=self.updated_at,
             circuit_open_until=circuit_open_until,
+            webhook_policy=self.webhook_policy,
             **health.model_dump(),
         )
 
@@ -351,6 +369,7 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
             updated_at=record.at,
             revision=offset,
             account=record.account,
+            webhook_policy=record.webhook_policy,
         )
     if state is None:
         return None
