@@ -56,6 +56,10 @@ def create(
     mail_exceptions_to: Annotated[str | None, typer.Option()] = None,
     secret: Annotated[str | None, typer.Option(help="whsec_…; generated when absent.")] = None,
     disabled: Annotated[bool, typer.Option("--disabled")] = False,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
+    ] = None,
 ) -> None:
     """Create a webhook; the answer shows its signing secret."""
     session = session_of(context)
@@ -66,6 +70,7 @@ def create(
         "account": account,
         "mail_exceptions_to": mail_exceptions_to,
         "secret": secret,
+        "webhook_policy": policy,
     }
     fields |= {key: value for key, value in optional.items() if value is not None}
     session.output.record(session.router().request("POST", "/webhooks", json=fields).body)
@@ -80,6 +85,13 @@ def update(
     name: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
     mail_exceptions_to: Annotated[str | None, typer.Option()] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
+    ] = None,
+    no_policy: Annotated[
+        bool, typer.Option("--no-policy", help="No webhook policy: the body as it is.")
+    ] = False,
 ) -> None:
     """Change the fields given; the others stay."""
     session = session_of(context)
@@ -89,8 +101,15 @@ def update(
         "name": name,
         "description": description,
         "mail_exceptions_to": mail_exceptions_to,
+        "webhook_policy": policy,
     }
-    fields = {key: value for key, value in given.items() if value is not None}
+    fields: dict[str, str | None] = {
+        key: value for key, value in given.items() if value is not None
+    }
+    if no_policy:
+        if policy is not None:
+            raise typer.BadParameter("--policy or --no-policy, not both")
+        fields["webhook_policy"] = None
     if not fields:
         raise typer.BadParameter("give at least one field to change")
     answer = session.router().request("PATCH", f"/webhooks/{webhook_id}", json=fields)

@@ -38,6 +38,10 @@ from services.runtime.json_body import read_json
 
 log = structlog.get_logger(__name__)
 
+# How many of the webhooks that name a policy a refused delete names in its message (its
+# `webhooks` lists up to MAX_NAMED).
+MENTIONED = 10
+
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/webhook_policies", list_all)
@@ -162,10 +166,13 @@ async def delete(request: web.Request) -> web.Response:
     state = _found(request, router)
     naming = webhooks_naming(router.webhook_log.table, state.id)
     if naming:
+        named = ", ".join(naming[:MENTIONED]) + (
+            f" and {len(naming) - MENTIONED} more" if len(naming) > MENTIONED else ""
+        )
         return error_response(
             409,
-            f"webhook policy is named by {len(naming)} webhook(s): point them at another policy "
-            "(or none) first",
+            f"webhook policy is named by {len(naming)} webhook(s), {named}: point them at "
+            "another policy (or none) first",
             webhooks=naming[:MAX_NAMED],
         )
     await commit(router, WebhookPolicyDeleted(at=datetime.now(UTC), policy_id=state.id))

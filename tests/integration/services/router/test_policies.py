@@ -249,7 +249,7 @@ async def test_webhooks_name_existing_policies_and_a_named_policy_stays(
     assert response.status == 409
     refused = await response.json()
     assert refused["webhooks"] == [first["id"], second["id"]]
-    assert "2 webhook(s)" in refused["error"]
+    assert f"2 webhook(s), {first['id']}, {second['id']}:" in refused["error"]
 
     for webhook in (first, second):
         response = await router.patch(
