@@ -27,8 +27,8 @@ from services.sender.not_sent import NotSent, RequestNotPrepared
 
 CONTENT_TYPE = "application/json"
 DEFAULT_ISSUER = "hookline"
-# Loaded keys kept: a PEM is parsed once per policy, not once per call (an RSA key takes about a
-# millisecond to load, more than signing with it). Policies are few; the bound is a safety net.
+# Loaded keys kept: a PEM is parsed once per policy, not once per call (it costs more than a
+# signature). Policies are few; the bound is a safety net.
 KEY_CACHE_SIZE = 1024
 _KEY_TYPES: dict[str, type] = {"rs": rsa.RSAPrivateKey, "es": ec.EllipticCurvePrivateKey}
 
@@ -107,7 +107,11 @@ def _load(policy: PolicyState) -> Any:
             raise ValueError("no key")
         if policy.jwt_alg.startswith("hs"):
             return policy.signing_key.encode()
-        key = load_pem_private_key(policy.signing_key.encode(), password=None)
+        # The router made the key: checking an RSA key's mathematics again would take a sender
+        # about 35 ms of its event loop per policy.
+        key = load_pem_private_key(
+            policy.signing_key.encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
         if not isinstance(key, _KEY_TYPES[policy.jwt_alg[:2]]):
             raise ValueError(f"not a key for {policy.jwt_alg}")
         return key

@@ -190,9 +190,9 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every PEM the sender loads."""
     loaded: list[bytes] = []
 
-    def counting(data: bytes, password: bytes | None) -> Any:
+    def counting(data: bytes, password: bytes | None, **options: Any) -> Any:
         loaded.append(data)
-        return load_pem_private_key(data, password)
+        return load_pem_private_key(data, password, **options)
 
     monkeypatch.setattr(jwt_body, "load_pem_private_key", counting)
     return loaded
