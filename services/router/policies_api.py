@@ -13,7 +13,6 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from schemas.webhook_policies import (
-    NewWebhookPolicy,
     PolicyState,
     WebhookPolicyCreate,
     WebhookPolicyCreated,
@@ -134,10 +133,11 @@ async def create(request: web.Request) -> web.Response:
     )
     assert state is not None, "a create always makes a policy"
     log.info("webhook_policy.created", policy_id=state.id, jwt_alg=state.jwt_alg)
-    shown = NewWebhookPolicy(
-        **state.public().model_dump(), public_key=key.public_key, secret=key.secret
-    )
-    response = web.json_response(shown.model_dump(mode="json", exclude_none=True), status=201)
+    # NewWebhookPolicy: the policy, and what verifies its tokens when there is something.
+    answer = _show(state)
+    answer |= {"public_key": key.public_key} if key.public_key is not None else {}
+    answer |= {"secret": key.secret} if key.secret is not None else {}
+    response = web.json_response(answer, status=201)
     response.headers["Location"] = f"/webhook_policies/{state.id}"
     return response
 

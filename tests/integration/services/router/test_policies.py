@@ -63,6 +63,8 @@ async def test_policy_lifecycle_through_the_api(router: TestClient[Any, Any]) ->
     unsigned = await create_policy(router, name="Unsigned", jwt_alg="none")
     assert "public_key" not in unsigned
     assert "secret" not in unsigned
+    assert unsigned["jwt_audience"] is None  # shown as every answer shows it
+    assert set(unsigned) == set(shown)
 
     listed = await router.get("/webhook_policies", headers=AUTH)
     assert [p["id"] for p in await listed.json()] == [unsigned["id"], other["id"], policy_id]
