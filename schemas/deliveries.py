@@ -133,6 +133,11 @@ class DeliveryAttempted(BaseModel):
         default=None,
         description="The start of the answer's body (its first 4 KiB, as text), if it had one.",
     )
+    not_sent: Literal[True] | None = Field(
+        default=None,
+        description="No call was made: Hookline could not build the request (the webhook's "
+        "policy is disabled or gone). It says nothing about the endpoint. Absent otherwise.",
+    )
 
 
 DELIVERY_LOG_RECORD = TypeAdapter(DeliveryAttempted)

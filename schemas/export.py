@@ -13,6 +13,7 @@ from schemas.deliveries import DeliveredPayload, DeliveryAttempted, DeliveryTask
 from schemas.events import Event, EventIn
 from schemas.history import DeliveryView
 from schemas.payloads import CloudEvent, KeyclicPayload, XurrentPayload
+from schemas.webhook_policies import WebhookPolicy, WebhookPolicyCreate, WebhookPolicyPatch
 from schemas.webhooks import Webhook, WebhookCreate, WebhookPatch
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -24,6 +25,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "webhook.schema.json": Webhook,
     "webhook-create.schema.json": WebhookCreate,
     "webhook-patch.schema.json": WebhookPatch,
+    "webhook-policy.schema.json": WebhookPolicy,
+    "webhook-policy-create.schema.json": WebhookPolicyCreate,
+    "webhook-policy-patch.schema.json": WebhookPolicyPatch,
     "delivered-payload.schema.json": DeliveredPayload,
     "xurrent-payload.schema.json": XurrentPayload,
     "keyclic-payload.schema.json": KeyclicPayload,

@@ -46,9 +46,11 @@ def health_after(
     A success (test calls included) ends a failing streak; a failure starts or extends it, unless
     it is older than the last success or than `reset_at` (when the webhook was enabled again), so
     records folded out of order never revive an old streak. A test call that fails sets
-    `last_error` but does not count toward disabling. Cancelled deliveries made no attempt.
+    `last_error` but does not count toward disabling. Cancelled deliveries made no attempt, and
+    an attempt that was not sent (Hookline could not build the request: the webhook's policy
+    was disabled or gone) made no call: neither says anything about the endpoint.
     """
-    if record.outcome == "cancelled":
+    if record.outcome == "cancelled" or record.not_sent:
         return health
     at = record.at
     last_attempt_at = at if health.last_attempt_at is None else max(health.last_attempt_at, at)

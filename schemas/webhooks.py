@@ -109,6 +109,15 @@ Name = Annotated[str, Field(min_length=1, max_length=255)]
 Account = Annotated[str, Field(min_length=1, max_length=255)]
 Description = Annotated[str, AfterValidator(_check_description)]
 MailList = Annotated[str, Field(max_length=4096), AfterValidator(_check_mail_list)]
+PolicyRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="The id (`pol_…`) of the webhook policy that signs the webhook's messages as a "
+        "JWT; `null` for none.",
+    ),
+]
 Secret = Annotated[
     str,
     Field(
@@ -171,6 +180,7 @@ class WebhookCreate(BaseModel):
     method: HttpMethod = Field(default="POST", description=METHOD_DESCRIPTION)
     https_only: StrictBool = Field(default=False, description=HTTPS_ONLY_DESCRIPTION)
     signed: StrictBool = Field(default=True, description=SIGNED_DESCRIPTION)
+    webhook_policy: PolicyRef | None = None
 
 
 class WebhookPatch(BaseModel):
@@ -188,6 +198,7 @@ class WebhookPatch(BaseModel):
     method: HttpMethod | None = Field(default=None, description=METHOD_DESCRIPTION)
     https_only: StrictBool | None = Field(default=None, description=HTTPS_ONLY_DESCRIPTION)
     signed: StrictBool | None = Field(default=None, description=SIGNED_DESCRIPTION)
+    webhook_policy: PolicyRef | None = None
 
     @field_validator(
         "event",
@@ -257,6 +268,9 @@ class Webhook(BaseModel):
         description="While a sender's circuit breaker holds attempts back from this endpoint: "
         "until when (past it, one probe goes through).",
     )
+    webhook_policy: str | None = Field(
+        default=None, description="The webhook policy that signs its messages as a JWT."
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -286,6 +300,7 @@ class WebhookCreated(_Record):
     method: HttpMethod = "POST"
     https_only: bool = False
     signed: bool = True
+    webhook_policy: str | None = None
 
 
 class WebhookUpdated(_Record):
@@ -370,6 +385,8 @@ class WebhookState:
     method: HttpMethod = "POST"
     https_only: bool = False
     signed: bool = True
+    # The webhook policy that signs its messages as a JWT (None: the body as it is).
+    webhook_policy: str | None = None
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets a request is signed with at `now`: the current one, and the one it
@@ -399,6 +416,7 @@ class WebhookState:
             created_at=self.created_at,
             updated_at=self.updated_at,
             circuit_open_until=circuit_open_until,
+            webhook_policy=self.webhook_policy,
             **health.model_dump(),
         )
 
@@ -426,6 +444,7 @@ def evolve(state: WebhookState | None, record: WebhookRecord, offset: int) -> We
             method=record.method,
             https_only=record.https_only,
             signed=record.signed,
+            webhook_policy=record.webhook_policy,
         )
     if state is None:
         return None

@@ -73,6 +73,10 @@ def create(
     method: MethodOption = None,
     https_only: HttpsOnlyOption = None,
     signed: SignedOption = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
+    ] = None,
 ) -> None:
     """Create a webhook; the answer shows its signing secret."""
     session = session_of(context)
@@ -87,6 +91,7 @@ def create(
         "method": method,
         "https_only": https_only,
         "signed": signed,
+        "webhook_policy": policy,
     }
     fields |= {key: value for key, value in optional.items() if value is not None}
     session.output.record(session.router().request("POST", "/webhooks", json=fields).body)
@@ -105,6 +110,13 @@ def update(
     method: MethodOption = None,
     https_only: HttpsOnlyOption = None,
     signed: SignedOption = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
+    ] = None,
+    no_policy: Annotated[
+        bool, typer.Option("--no-policy", help="No webhook policy: the body as it is.")
+    ] = False,
 ) -> None:
     """Change the fields given; the others stay."""
     session = session_of(context)
@@ -118,8 +130,15 @@ def update(
         "method": method,
         "https_only": https_only,
         "signed": signed,
+        "webhook_policy": policy,
     }
-    fields = {key: value for key, value in given.items() if value is not None}
+    fields: dict[str, str | bool | None] = {
+        key: value for key, value in given.items() if value is not None
+    }
+    if no_policy:
+        if policy is not None:
+            raise typer.BadParameter("--policy or --no-policy, not both")
+        fields["webhook_policy"] = None
     if not fields:
         raise typer.BadParameter("give at least one field to change")
     answer = session.router().request("PATCH", f"/webhooks/{webhook_id}", json=fields)

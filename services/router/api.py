@@ -19,7 +19,6 @@ from schemas.topology import DELIVER_KEY
 from schemas.webhooks import (
     SecretRotate,
     Webhook,
-    WebhookChange,
     WebhookCreate,
     WebhookCreated,
     WebhookDeleted,
@@ -32,9 +31,12 @@ from schemas.webhooks import (
     new_secret,
     new_webhook_id,
 )
+from services.router.commits import commit as _commit
+from services.router.commits import unavailable as _unavailable
 from services.router.paging import PageError, paging_headers, requested_page
+from services.router.policy_refs import refused_policy
 from services.router.state import ROUTER, Router
-from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
+from services.runtime.broker import PublishFailed
 from services.runtime.http_errors import (
     ACCOUNT_SCOPE,
     error_response,
@@ -42,7 +44,6 @@ from services.runtime.http_errors import (
     http_error,
 )
 from services.runtime.json_body import read_json
-from services.runtime.webhook_log import LogBehind
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +171,9 @@ async def create(request: web.Request) -> web.Response:
         body = WebhookCreate.model_validate(await read_json(request))
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    table, policy = router.webhook_log.table, body.webhook_policy
+    if (refused := refused_policy(request, table, policy, sent=policy is not None)) is not None:
+        return refused
     if (refused := _refused_target(router, body.uri)) is not None:
         return refused
     option_errors = delivery_option_errors(
@@ -200,6 +204,7 @@ async def create(request: web.Request) -> web.Response:
         method=body.method,
         https_only=body.https_only,
         signed=body.signed,
+        webhook_policy=body.webhook_policy,
     )
     await _commit(router, record, webhook_id=record.webhook_id)
     state = router.webhook_log.table.get(record.webhook_id) or evolve(None, record, -1)
@@ -230,6 +235,10 @@ async def update(request: web.Request) -> web.Response:
         changes = patch.changes()
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    sent = "webhook_policy" in changes
+    table = router.webhook_log.table
+    if (refused := refused_policy(request, table, patch.webhook_policy, sent=sent)) is not None:
+        return refused
     if patch.uri is not None and (refused := _refused_target(router, patch.uri)) is not None:
         return refused
     option_errors = delivery_option_errors(
@@ -285,31 +294,3 @@ async def test_call(request: web.Request) -> web.Response:
     router.metrics.test_calls.inc()
     log.info("webhook.test_requested", webhook_id=state.id, delivery_id=task.delivery_id)
     return web.Response(status=204)
-
-
-async def _commit(
-    router: Router,
-    record: WebhookChange,
-    **extra: str,
-) -> bool:
-    """Append a change; True once this replica has read it back, False when it is stored (the
-    broker confirmed it) but not read back yet. Raises 503 when it may not be stored."""
-    try:
-        await router.webhook_log.append(record)
-    except LogBehind as error:
-        log.warning("webhook_log.behind", reason=str(error), webhook_id=record.webhook_id)
-        return False
-    except PublishFailed as error:
-        raise _unavailable(error, **extra) from None
-    return True
-
-
-def _unavailable(error: PublishFailed, **extra: str) -> web.HTTPException:
-    """503: say whether the change may have been stored, so a client does not blindly repeat a
-    create that did happen (the id lets it look)."""
-    log.warning("broker.unavailable", reason=str(error), **extra)
-    if isinstance(error, PublishOutcomeUnknown):
-        message = "the broker did not confirm in time; the change may have been stored"
-    else:
-        message = "the broker did not take the change; try again"
-    return http_error(web.HTTPServiceUnavailable, message, headers={"Retry-After": "1"}, **extra)

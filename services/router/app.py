@@ -10,7 +10,15 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, dead_letters_api, history_api, quarantine_api, replay_api, ui
+from services.router import (
+    api,
+    dead_letters_api,
+    history_api,
+    policies_api,
+    quarantine_api,
+    replay_api,
+    ui,
+)
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -43,6 +51,7 @@ MAX_BODY_BYTES = 256 * 1024
 # static files are open: the page asks for a token and sends it with each API call).
 PROTECTED_PATHS = (
     "/webhooks",
+    "/webhook_policies",
     "/deliveries",
     "/dead-letters",
     "/quarantine",
@@ -65,6 +74,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         )
     )
     api.add_routes(app)
+    policies_api.add_routes(app)
     history_api.add_routes(app)
     dead_letters_api.add_routes(app)
     quarantine_api.add_routes(app)

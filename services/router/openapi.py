@@ -403,6 +403,9 @@ def _replay_paths() -> dict[str, Any]:
 
 
 def router_document() -> dict[str, Any]:
+    # Imported here: the policies' part builds on this module's pieces.
+    from services.router.policies_openapi import POLICY_MODELS, policy_paths
+
     body = {"required": True, "content": json_content(ref(WebhookCreate))}
     patch = {"required": True, "content": json_content(ref(WebhookPatch))}
     rotate = {"required": False, "content": json_content(ref(SecretRotate))}
@@ -421,7 +424,10 @@ def router_document() -> dict[str, Any]:
                     },
                     "400": error("Invalid input: `errors` names each wrong field."),
                     "415": NOT_JSON,
-                    "422": error("The target or the account is not allowed."),
+                    "422": error(
+                        "The target or the account is not allowed, or (to a token scoped to an "
+                        "account) a webhook policy."
+                    ),
                     "503": UNAVAILABLE,
                 },
                 requestBody=body,
@@ -447,7 +453,10 @@ def router_document() -> dict[str, Any]:
                     "400": error("Invalid input: `errors` names each wrong field."),
                     "404": NOT_FOUND,
                     "415": NOT_JSON,
-                    "422": error("The target is not allowed."),
+                    "422": error(
+                        "The target is not allowed, or (to a token scoped to an account) a "
+                        "webhook policy."
+                    ),
                     "503": UNAVAILABLE,
                 },
                 requestBody=patch,
@@ -500,6 +509,7 @@ def router_document() -> dict[str, Any]:
         **_dead_letter_paths(),
         **_quarantine_paths(),
         **_replay_paths(),
+        **policy_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -520,5 +530,6 @@ def router_document() -> dict[str, Any]:
             QuarantineChoice,
             ReplayRequest,
             ReplayView,
+            *POLICY_MODELS,
         ],
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.topology import Topology
-from schemas.webhooks import WebhookChange
+from schemas.webhooks_stream import StreamChange
 from services.runtime.broker import Publisher
 from services.runtime.synced_stream import LogBehind, SyncedStream
 from services.runtime.webhook_table import WebhookTable
@@ -84,7 +84,7 @@ class WebhookLog:
         async with asyncio.timeout(timeout_s):
             await self._stream.current()
 
-    async def append(self, record: WebhookChange) -> int:
+    async def append(self, record: StreamChange) -> int:
         """Publish a change with confirm and wait until our table applied it; its offset."""
         return await self._stream.append(
             record.model_dump_json().encode(),
@@ -93,7 +93,7 @@ class WebhookLog:
             timeout_s=self._read_timeout_s,
         )
 
-    async def publish(self, record: WebhookChange) -> None:
+    async def publish(self, record: StreamChange) -> None:
         """Publish a change with confirm, without waiting to read it back."""
         await self._stream.publish(
             record.model_dump_json().encode(), record_id=record.record_id, kind=record.kind

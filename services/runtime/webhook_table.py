@@ -1,4 +1,5 @@
-"""The webhook table a service rebuilds from the webhooks stream, and waits on.
+"""The webhook table a service rebuilds from the webhooks stream, and waits on; the webhook
+policies of the same stream beside it (`policies`).
 
 Senders wait until the table has reached the revision a router routed with, so every replica acts
 on what the router saw.
@@ -14,9 +15,13 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
+from pydantic import ValidationError
 
-from schemas.webhooks import WEBHOOK_RECORD, WebhookRecord, WebhookState, evolve
-from services.runtime.streams import StreamRecord
+from schemas.webhook_policies import POLICY_CHANGES
+from schemas.webhooks import WebhookState, evolve
+from schemas.webhooks_stream import STREAM_RECORD, StreamRecord
+from services.runtime.policy_table import PolicyTable
+from services.runtime.streams import StreamRecord as StreamMessage
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +33,8 @@ class WebhookTable:
 
     def __init__(self) -> None:
         self.webhooks: dict[str, WebhookState] = {}
+        # The policies webhooks name, folded from the same records: as current as the webhooks.
+        self.policies = PolicyTable()
         self.offset = -1
         self._listeners: list[ChangeListener] = []
         self._offset_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -64,21 +71,22 @@ class WebhookTable:
     def get(self, webhook_id: str) -> WebhookState | None:
         return self.webhooks.get(webhook_id)
 
-    def apply_record(self, record: StreamRecord) -> None:
+    def apply_record(self, record: StreamMessage) -> None:
         """Fold one stream message; one that cannot be read is logged and skipped, never fatal."""
         if record.offset <= self.offset:
             return  # already applied (a consumer restored after a reconnect reads again)
         try:
-            parsed = WEBHOOK_RECORD.validate_json(record.body)
+            parsed = STREAM_RECORD.validate_json(record.body)
         except ValueError as error:
-            log.error("webhook_log.unreadable_record", offset=record.offset, error=str(error)[:500])
+            log.error("webhook_log.unreadable_record", offset=record.offset, error=_why(error))
             self._advance(record.offset)
             return
         self.apply(parsed, record.offset)
 
-    def apply(self, record: WebhookRecord, offset: int) -> None:
-        webhook_id = getattr(record, "webhook_id", None)
-        if webhook_id is not None:
+    def apply(self, record: StreamRecord, offset: int) -> None:
+        if isinstance(record, POLICY_CHANGES):
+            self.policies.apply(record, offset)
+        elif (webhook_id := getattr(record, "webhook_id", None)) is not None:
             after = evolve(self.webhooks.get(webhook_id), record, offset)
             if after is None:
                 self.webhooks.pop(webhook_id, None)
@@ -95,6 +103,7 @@ class WebhookTable:
         listeners hear at once that each webhook they know is gone, deferred or not."""
         gone = list(self.webhooks) if self._deferred is None else list(self._known)
         self.webhooks = {}
+        self.policies.reset()
         self.offset = -1
         if self._deferred is not None:
             self._deferred, self._known = set(), frozenset()
@@ -138,3 +147,16 @@ class WebhookTable:
     def waiters(self) -> int:
         """How many are waiting for an offset (a gauge, and a check that none are left behind)."""
         return len(self._offset_waiters)
+
+
+def _why(error: ValueError) -> str:
+    """What is wrong with a record, without its values: a record holds signing secrets and
+    keys, which pydantic's own message would quote (`input_value=…`)."""
+    if isinstance(error, ValidationError):
+        text = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'record'}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        )
+    else:
+        text = str(error)
+    return text[:500]

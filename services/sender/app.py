@@ -26,6 +26,7 @@ from services.sender.circuits import CircuitReports
 from services.sender.dispatch import Dispatcher
 from services.sender.endpoints import EndpointGate
 from services.sender.fanout import FanOut
+from services.sender.jwt_body import PolicyTokens
 from services.sender.metrics import SenderMetrics
 from services.sender.routing import RoutingIndex
 from services.sender.settings import SenderSettings
@@ -97,6 +98,7 @@ def create_app(
             table_wait_s=settings.table_wait_s,
             hold_s=settings.hold_s,
             first_attempt_max_s=settings.first_attempt_max_s,
+            tokens=PolicyTokens(webhook_log.table.policies, issuer=settings.jwt_issuer),
         )
 
         def work_consumer(

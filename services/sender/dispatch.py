@@ -50,7 +50,9 @@ from services.runtime.webhook_log import WebhookLog
 from services.sender.calling import KEPT_BODY_BYTES, CallResult, call
 from services.sender.endpoints import Admitted, EndpointGate, Refused
 from services.sender.fate import Decision, cancelled, decide
+from services.sender.jwt_body import PolicyTokens
 from services.sender.metrics import SenderMetrics
+from services.sender.not_sent import NotSent, RequestNotPrepared
 from services.sender.request import prepare_request
 from services.sender.retry import tier_for
 from services.sender.settled import Recorded, SettledLog
@@ -93,6 +95,7 @@ class Dispatcher:
         table_wait_s: float,
         hold_s: float,
         first_attempt_max_s: float = 1.0,
+        tokens: PolicyTokens | None = None,
     ) -> None:
         self._publisher = publisher
         self._records = records
@@ -114,6 +117,8 @@ class Dispatcher:
         # First attempts made where their events were routed go only to endpoints that answered
         # within `first_attempt_max_s` so far (and did not fail since).
         self._first_attempt_max_s = first_attempt_max_s
+        # Signs the bodies of webhooks that name a policy.
+        self._tokens = tokens or PolicyTokens(webhook_log.table.policies)
 
     async def close(self) -> None:
         """Wait for the records still being confirmed."""
@@ -193,24 +198,33 @@ class Dispatcher:
         webhook: WebhookState,
         admission: Admitted,
     ) -> Outcome:
-        """Call the endpoint, decide and settle; the admission is released whatever happens."""
-        result: CallResult | None = None
+        """Call the endpoint, decide and settle; the admission is released whatever happens (as
+        no call when none was made: the endpoint's record is not touched)."""
+        result: CallResult | NotSent | None = None
         try:
-            request = prepare_request(task, webhook, int(time.time()))
-            result = await call(self._session, request, self._attempt_timeout_s, self._policy)
+            result = await self._call(task, webhook)
         finally:
             if not task.test:
+                called = result if isinstance(result, CallResult) else None
                 self._gate.release(
                     admission,
-                    succeeded=None if result is None else result.succeeded,
-                    duration_s=result.duration_s if result else 0.0,
-                    retry_after_s=result.retry_after_s if result else None,
+                    succeeded=None if called is None else called.succeeded,
+                    duration_s=called.duration_s if called else 0.0,
+                    retry_after_s=called.retry_after_s if called else None,
                 )
-        assert result is not None, "call() returns every failure as a result"
+        assert result is not None, "_call() returns every failure as a result"
         decision = decide(
             result, attempt=task.attempt_of_schedule, test=task.test, schedule_s=self._schedule_s
         )
         return await self._settle(message, task, webhook, decision, result)
+
+    async def _call(self, task: DeliveryTask, webhook: WebhookState) -> CallResult | NotSent:
+        """One call to the endpoint, or why none could be made (its policy is disabled or gone)."""
+        try:
+            request = prepare_request(task, webhook, int(time.time()), self._tokens)
+        except RequestNotPrepared as not_prepared:
+            return not_prepared.not_sent
+        return await call(self._session, request, self._attempt_timeout_s, self._policy)
 
     async def _webhook_as_routed(self, task: DeliveryTask) -> WebhookState | None:
         """The webhook as of the revision the router routed with, or newer.
@@ -363,7 +377,7 @@ class Dispatcher:
         task: DeliveryTask,
         webhook: WebhookState | None,
         decision: Decision,
-        result: CallResult | None,
+        result: CallResult | NotSent | None,
     ) -> Outcome:
         """Confirm the attempt's record, then what its decision produced; then it may be acked.
 
@@ -372,6 +386,7 @@ class Dispatcher:
         making the attempt again (which could fork the chain).
         """
         now = datetime.now(UTC)
+        called = result if isinstance(result, CallResult) else None
         record = DeliveryAttempted(
             delivery_id=task.delivery_id,
             event_id=task.event.id,
@@ -380,13 +395,15 @@ class Dispatcher:
             attempt=task.attempt,
             at=now,
             outcome=decision.outcome,
-            status_code=result.status_code if result else None,
+            status_code=called.status_code if called else None,
             error=decision.reason,
-            duration_s=round(result.duration_s, 6) if result else None,
+            duration_s=round(called.duration_s, 6) if called else None,
             next_attempt_in_s=decision.delay_s,
             test=task.test,
             replay=task.replay is not None,
-            response_body=_shown(result),
+            response_body=_shown(called),
+            # No call was made: the record says nothing about the endpoint's health.
+            not_sent=True if isinstance(result, NotSent) else None,
         )
         record_id = RecordId.of(record)
         await confirm(
@@ -439,12 +456,14 @@ class Dispatcher:
         return produced
 
     def _attempted(
-        self, record: DeliveryAttempted, decision: Decision, result: CallResult | None
+        self, record: DeliveryAttempted, decision: Decision, result: CallResult | NotSent | None
     ) -> None:
         """Count and log an attempt once its message is acked: one line per attempt."""
         metrics = self._metrics
         metrics.outcomes.labels(outcome=decision.outcome).inc()
-        if result is not None:
+        if isinstance(result, NotSent):
+            metrics.not_sent.labels(reason=result.why).inc()
+        elif result is not None:
             metrics.attempts.labels(status_class=result.status_class).inc()
             metrics.attempt_duration.labels(
                 result="success" if result.succeeded else "failure"
@@ -474,6 +493,7 @@ class Dispatcher:
             "duration_s": record.duration_s,
             "next_attempt_in_s": record.next_attempt_in_s,
             "test": record.test or None,
+            "not_sent": record.not_sent,
             "disabled_webhook": decision.disable or None,
         }
         # One line per attempt; fields that say nothing are left out.

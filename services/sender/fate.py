@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from schemas.deliveries import Outcome
 from services.sender.calling import CallResult
+from services.sender.not_sent import NotSent
 from services.sender.retry import next_delay_s, tier_for
 
 # Statuses whose Retry-After we honour (RFC 9110: 429 Too Many Requests, 503 Unavailable).
@@ -27,14 +28,18 @@ class Decision:
 
 
 def decide(
-    result: CallResult, *, attempt: int, test: bool, schedule_s: Sequence[float]
+    result: CallResult | NotSent, *, attempt: int, test: bool, schedule_s: Sequence[float]
 ) -> Decision:
     """Delivered; retried after the schedule's delay (or a longer Retry-After, up to the longest
     delay); or dead-lettered when no attempt is left or another attempt cannot help.
 
     A test call is made once: its failure is reported, not retried. A refused or unusable target
     and a 410 Gone are failures for good: dead-lettered at once, and a 410 disables the webhook.
+    A call not made (NotSent: the webhook's policy is disabled or gone) is Hookline's failure,
+    not the endpoint's, and needs a person: dead-lettered at once, to be redriven once mended.
     """
+    if isinstance(result, NotSent):
+        return Decision("failed" if test else "dead_lettered", reason=result.reason)
     if result.succeeded:
         return Decision("delivered")
     reason = result.error

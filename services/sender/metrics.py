@@ -115,6 +115,14 @@ class SenderMetrics:
             "have gone out (the broker went away in between): produced again, not attempted.",
             registry=registry,
         )
+        self.not_sent = Counter(
+            "hookline_deliveries_not_sent_total",
+            "Attempts that made no call because Hookline could not build the request, by reason: "
+            "policy_disabled, policy_missing, policy_unusable (the webhook's policy is disabled, "
+            "gone, or holds no usable key). Never sent unsigned; they are dead-lettered.",
+            ["reason"],
+            registry=registry,
+        )
         self.webhooks_disabled = Counter(
             "hookline_webhooks_disabled_total",
             "Webhooks this sender disabled because their endpoint answered 410 Gone.",

@@ -44,3 +44,5 @@ class SenderSettings(ServiceSettings):
     # to tell a repeated message from new work.
     settled_capacity: int = Field(default=100_000, ge=1000)
     settled_lookback_s: float = Field(default=60.0, ge=0)
+    # The `iss` claim of the tokens of webhooks that name a webhook policy.
+    jwt_issuer: str = Field(default="hookline", min_length=1, max_length=255)

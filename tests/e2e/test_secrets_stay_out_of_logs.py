@@ -1,6 +1,7 @@
-"""No signing secret, token or broker password in any service's log (even at debug level) or
-metrics: the whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created with a
-secret of its own, an event delivered, the secret rotated and another event delivered, with a
+"""No signing secret, policy key, token or broker password in any service's log (even at debug
+level) or metrics: the whole stack runs at `HOOKLINE_LOG_LEVEL=debug` while a webhook is created
+with a secret of its own, an event delivered, the secret rotated and another event delivered,
+webhook policies of each kind of key are created and events delivered signed with them, with a
 request refused for its token and one refused for what it holds (the secret in its body) on each
 API; then every log line and metric of every service is searched."""
 
@@ -14,7 +15,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from schemas.topology import Topology
+from schemas.webhook_policies import WebhookPolicyCreated
 from tests.conftest import RUN_PREFIX
+from tests.support.broker import read_stream
 from tests.support.processes import (
     ADMIN_TOKEN,
     FULL_STACK,
@@ -67,6 +71,34 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
     async with http.post(f"{producer}/events", json=event, headers=INGEST) as response:
         assert response.status == 202
     await receiver.wait_for(2, path="/quiet", timeout_s=30)
+    # Policies: an RSA and an EC private key and an HMAC secret, each signing a delivery.
+    hmac_secret = ""
+    for alg in ("rs256", "es384", "hs256"):
+        async with http.post(
+            f"{router}/webhook_policies", json={"name": alg, "jwt_alg": alg}, headers=ADMIN
+        ) as response:
+            assert response.status == 201
+            policy = await response.json()
+        hmac_secret = policy.get("secret", hmac_secret)
+        async with http.post(
+            f"{router}/webhooks",
+            json={
+                "event": "quiet.p",
+                "uri": f"{receiver.url}/{alg}",
+                "webhook_policy": policy["id"],
+            },
+            headers=ADMIN,
+        ) as response:
+            assert response.status == 201
+    async with http.post(
+        f"{producer}/events", json={"type": "quiet.p", "data": {"n": 3}}, headers=INGEST
+    ) as response:
+        assert response.status == 202
+    for alg in ("rs256", "es384", "hs256"):
+        await receiver.wait_for(1, path=f"/{alg}", timeout_s=30)
+    stream = Topology(stack.env["HOOKLINE_PREFIX"]).webhooks_stream
+    created = await read_stream(amqp_url, stream, expect=3, of_type="webhook_policy.created")
+    policy_records = [WebhookPolicyCreated.model_validate_json(body) for body in created]
     for url, path in ((router, "/webhooks"), (producer, "/events")):
         wrong = {"Authorization": f"Bearer {ADMIN_TOKEN}-guess"}
         async with http.post(f"{url}{path}", json={}, headers=wrong) as response:
@@ -114,7 +146,15 @@ async def test_no_secret_token_or_password_is_logged_at_debug(
         "the ingest token": INGEST_TOKEN,
         "an account token": ACCOUNT_TOKEN,
         "the broker password": f":{password}@",
+        "an HMAC policy's secret": hmac_secret,
     }
+    for record in policy_records:
+        assert record.signing_key is not None
+        # Every line of each private key's PEM but its armour and a short last one (the HMAC
+        # secret, one line, is searched for above).
+        for number, line in enumerate(record.signing_key.strip().splitlines()[1:-1]):
+            if len(line) >= 16:
+                secrets[f"line {number} of the {record.jwt_alg} policy's private key"] = line
     texts["every service's metrics"] = "\n".join(metrics)
     leaks = [
         f"{what} in {name}'s log"

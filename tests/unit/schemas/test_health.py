@@ -60,6 +60,16 @@ def test_cancelled_deliveries_made_no_attempt() -> None:
     assert health_after(failing, attempt("cancelled", 2, "webhook deleted")) is failing
 
 
+def test_an_attempt_not_sent_says_nothing_about_the_endpoint() -> None:
+    """Hookline could not build the request (the webhook's policy is disabled or gone): no
+    call, so no failure of the endpoint's, neither in the streak nor in last_error."""
+    not_sent = attempt("dead_lettered", 2, "webhook policy pol_1 is disabled: not sent")
+    healthy = fold(attempt("delivered", 1))
+    assert health_after(healthy, not_sent.model_copy(update={"not_sent": True})) is healthy
+    counted = health_after(healthy, not_sent)  # the same record, had a call been made
+    assert counted.consecutive_failures == 1
+
+
 def test_a_failed_test_call_sets_last_error_but_does_not_count() -> None:
     """A test call an operator made does not push a webhook toward being disabled."""
     health = fold(attempt("failed", 1, "500", test=True))

@@ -6,6 +6,7 @@ import pytest
 
 from services.sender.calling import CallKind, CallResult
 from services.sender.fate import Decision, decide
+from services.sender.not_sent import NotSent
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 
@@ -102,3 +103,17 @@ def test_attempt_below_one_raises() -> None:
     """A failed attempt numbered below 1 is a programming error."""
     with pytest.raises(ValueError, match="attempts count from 1"):
         decide(answered(500), attempt=0, test=False, schedule_s=SCHEDULE)
+
+
+def test_a_call_not_made_is_dead_lettered_at_once_and_disables_nothing() -> None:
+    """The webhook's policy is disabled or gone: Hookline's failure, which no retry mends. It is
+    dead-lettered at first attempt (to be redriven once mended), a test call fails, and the
+    webhook is never disabled for it."""
+    not_sent = NotSent("policy_disabled", "webhook policy pol_1 is disabled: not sent")
+    for attempt in (1, 3, 9):
+        assert decide(not_sent, attempt=attempt, test=False, schedule_s=SCHEDULE) == Decision(
+            "dead_lettered", reason="webhook policy pol_1 is disabled: not sent"
+        )
+    assert decide(not_sent, attempt=1, test=True, schedule_s=SCHEDULE) == Decision(
+        "failed", reason="webhook policy pol_1 is disabled: not sent"
+    )
