@@ -32,6 +32,7 @@ from schemas.webhooks import (
     new_secret,
     new_webhook_id,
 )
+from services.router.event_types_api import refused_event
 from services.router.paging import PageError, paging_headers, requested_page
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed, PublishOutcomeUnknown
@@ -170,6 +171,8 @@ async def create(request: web.Request) -> web.Response:
         body = WebhookCreate.model_validate(await read_json(request))
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if (refused := refused_event(request, body.event)) is not None:
+        return refused
     if (refused := _refused_target(router, body.uri)) is not None:
         return refused
     option_errors = delivery_option_errors(
@@ -230,6 +233,8 @@ async def update(request: web.Request) -> web.Response:
         changes = patch.changes()
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if (refused := refused_event(request, patch.event)) is not None:
+        return refused
     if patch.uri is not None and (refused := _refused_target(router, patch.uri)) is not None:
         return refused
     option_errors = delivery_option_errors(

@@ -10,7 +10,15 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.router import api, dead_letters_api, history_api, quarantine_api, replay_api, ui
+from services.router import (
+    api,
+    dead_letters_api,
+    event_types_api,
+    history_api,
+    quarantine_api,
+    replay_api,
+    ui,
+)
 from services.router.disabling import AutoDisabler
 from services.router.health import HealthProjection, HealthView
 from services.router.history import HistoryProjection
@@ -48,6 +56,7 @@ PROTECTED_PATHS = (
     "/quarantine",
     "/replays",
     "/stats",
+    "/event-types",
 )
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
@@ -64,7 +73,9 @@ def create_app(settings: RouterSettings) -> web.Application:
             scoped=settings.scoped_tokens,
         )
     )
+    catalog = settings.event_catalog()
     api.add_routes(app)
+    event_types_api.add_routes(app, catalog)
     history_api.add_routes(app)
     dead_letters_api.add_routes(app)
     quarantine_api.add_routes(app)
@@ -103,7 +114,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         app[dead_letters_api.REDRIVES] = redrives
         quarantine_passes = QueuePasses(connection, topology.quarantine_queue, "qp")
         app[quarantine_api.QUARANTINE_PASSES] = quarantine_passes
-        replays = Replays(connection, publisher, topology, history_store)
+        replays = Replays(connection, publisher, topology, history_store, catalog=catalog)
         app[replay_api.REPLAYS] = replays
         router = Router(
             topology=topology,
