@@ -221,3 +221,12 @@ def test_xurrent_data_is_open_but_its_shared_fields_are_typed(catalog: EventCata
         "data.team: 'id' is a required property"
     ]
     assert problems(catalog, "request.team-changed", {"team": None}) == []
+    # A note comes as its text (as Xurrent's API takes one) or as the note record.
+    assert problems(catalog, "request.note-added", {"note": "Replaced the battery"}) == []
+    assert problems(catalog, "task.note-added", {"note": {"id": 1, "text": "ok"}}) == []
+    assert problems(catalog, "task.note-added", {"note": {"id": "1"}}) == [
+        "data.note.id: '1' is not of type 'integer'"
+    ]
+    assert problems(catalog, "task.note-added", {"note": 42}) == [
+        "data.note: 42 is not of type 'string', 'object'"
+    ]
