@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.catalog import CatalogFile
 from schemas.deliveries import DeliveredPayload, DeliveryAttempted, DeliveryTask
 from schemas.events import Event, EventIn
 from schemas.history import DeliveryView
@@ -35,6 +36,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "delivery-task.schema.json": DeliveryTask,
     "delivery-attempted.schema.json": DeliveryAttempted,
     "delivery.schema.json": DeliveryView,
+    "catalog-file.schema.json": CatalogFile,
 }
 
 

@@ -155,7 +155,11 @@ class ReplayView(BaseModel):
     read: int = Field(description="Events read from the stream.")
     matched: int = Field(description="Events in the window that the webhook takes.")
     sent: int = Field(description="Deliveries confirmed into the deliver queue.")
-    unreadable: int = 0
+    unreadable: int = Field(
+        default=0,
+        description="Events skipped as unreadable, or refused by the event catalog: they were "
+        "quarantined when they came in.",
+    )
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     error: str | None = None

@@ -40,6 +40,10 @@ RECHECK_AT_HEADER = "x-hookline-recheck-at"
 ROUTING_KEY_HEADER = "x-hookline-routing-key"
 # Header of a dead letter: the attempts it had.
 ATTEMPTS_HEADER = "x-hookline-attempts"
+# Header of an event its publisher checked against the event catalog (the producer does): the
+# digest of the catalog's rules. A sender holding the same rules does not check it again; any
+# other event off the route queue is checked there.
+CATALOG_HEADER = "x-hookline-catalog"
 # Delays of the park tiers: where a sender puts a delivery whose endpoint is busy or whose circuit
 # is open, without using up an attempt, so it never holds a prefetch slot waiting.
 DEFAULT_PARK_DELAYS_S = (1.0, 5.0, 30.0, 300.0)

@@ -27,6 +27,7 @@ def create_app(settings: ProducerSettings) -> web.Application:
     registry = CollectorRegistry()
     metrics = ProducerMetrics(registry)
     app = base_app(registry, client_max_size=settings.max_body_bytes)
+    catalog = settings.event_catalog()
     app.middlewares.append(bearer_auth(settings.ingest_tokens, lambda path: path == "/events"))
     ingest = Ingest(
         metrics,
@@ -44,7 +45,10 @@ def create_app(settings: ProducerSettings) -> web.Application:
         app[READINESS]["broker"] = lambda: is_connected(connection)
         try:
             async with Producer(
-                prefix=settings.prefix, timeout_s=settings.publish_timeout_s, connection=connection
+                prefix=settings.prefix,
+                timeout_s=settings.publish_timeout_s,
+                connection=connection,
+                catalog=catalog,
             ) as producer:
                 app[PRODUCER] = producer
                 yield

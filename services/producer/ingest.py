@@ -1,4 +1,5 @@
-"""POST /events: validate, stamp an id, publish with confirm, answer 202 only when confirmed."""
+"""POST /events: validate (the envelope, then the data against the event catalog), stamp an id,
+publish with confirm, answer 202 only when confirmed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from schemas.events import Event, EventIn
 from services.producer.metrics import ProducerMetrics
 from services.producer.sdk import Producer
 from services.runtime.broker import PublishFailed
+from services.runtime.catalog import EventCatalog
 from services.runtime.http_errors import error_response, field_errors, field_path
 from services.runtime.json_body import read_json
 
@@ -46,7 +48,8 @@ class Ingest:
         except (web.HTTPBadRequest, web.HTTPUnsupportedMediaType) as error:
             self._metrics.requests_rejected.labels(reason="invalid").inc()
             raise error
-        events, problem = self._validate(body)
+        producer = request.app[PRODUCER]
+        events, problem = self._validate(body, producer.catalog)
         if problem is not None:
             return problem
         ids = [event.id for event in events]
@@ -54,7 +57,7 @@ class Ingest:
             return self._unavailable(ids, "the broker is not connected")
         started = time.monotonic()
         try:
-            await request.app[PRODUCER].publish_events(events)
+            await producer.publish_events(events, checked=True)
         except PublishFailed as error:
             return self._unavailable(ids, str(error))
         self._metrics.publish_duration.observe(time.monotonic() - started)
@@ -66,8 +69,10 @@ class Ingest:
         answer = {"ids": ids, "events": [{"id": event_id} for event_id in ids]}
         return web.json_response(answer, status=202)
 
-    def _validate(self, body: Any) -> tuple[list[Event], web.Response | None]:
-        """Stamped-with-id events, or the 400 that names every wrong field."""
+    def _validate(
+        self, body: Any, catalog: EventCatalog
+    ) -> tuple[list[Event], web.Response | None]:
+        """Stamped-with-id events, or the 400 that names every wrong field (the catalog's too)."""
         if isinstance(body, dict):
             items, single = [body], True
         elif isinstance(body, list):
@@ -82,10 +87,17 @@ class Ingest:
         positions: list[int] = []
         errors: list[dict[str, Any]] = []
         for index, item in enumerate(items):
+            prefix = () if single else (index,)
             try:
                 event = EventIn.model_validate(item)
             except ValidationError as error:
-                errors.extend(field_errors(error, prefix=() if single else (index,)))
+                errors.extend(field_errors(error, prefix=prefix))
+                continue
+            if refused := catalog.problems(event.type, event.data):
+                errors.extend(
+                    {"field": problem.field(prefix), "message": problem.message}
+                    for problem in refused
+                )
                 continue
             events.append(event.stamped())
             positions.append(index)

@@ -56,8 +56,10 @@ def producer_document(*, max_batch: int) -> dict[str, Any]:
                 "responses": {
                     "202": {"description": "Published.", "content": json_content(ACCEPTED)},
                     "400": error(
-                        "Invalid input, or two events of one array with one id: nothing is "
-                        "published."
+                        "Invalid input, data its type's schema in the event catalog refuses "
+                        "(`data.fields[0].value.current`), a type the catalog lacks while "
+                        "uncataloged types are refused (`type`), or two events of one array with "
+                        "one id: nothing is published."
                     ),
                     "401": UNAUTHORIZED,
                     "413": error("The body is larger than HOOKLINE_MAX_BODY_BYTES."),

@@ -5,6 +5,10 @@
 
 `publish` returns only after the broker has the event safely (publisher confirm on a persistent
 message); it raises `PublishFailed` otherwise, and publishing again with the same `id` is safe.
+
+Given the event catalog (`Producer(…, catalog=settings.event_catalog())`), each event is checked
+against it before anything is published: `EventRefused` names each field that is wrong. The
+events it checked are marked so, and senders holding the same catalog do not check them again.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
 from schemas.events import Event, EventIn, ObjectId, new_event_id
-from schemas.topology import Topology
+from schemas.topology import CATALOG_HEADER, Topology
 from services.runtime.broker import Publisher, PublishFailed, declare_topology
+from services.runtime.catalog import EventCatalog, EventRefused
 
-__all__ = ["Producer", "PublishFailed"]
+__all__ = ["EventRefused", "Producer", "PublishFailed"]
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -37,6 +42,7 @@ class Producer:
         *,
         timeout_s: float = 10.0,
         connection: AbstractRobustConnection | None = None,
+        catalog: EventCatalog | None = None,
     ) -> None:
         self._url = url
         # Only what publishing needs: the retry and park tiers depend on settings the SDK does
@@ -46,6 +52,14 @@ class Producer:
         self._connection = connection
         self._owns_connection = connection is None
         self._publisher: Publisher | None = None
+        self._catalog = catalog or EventCatalog()
+        # What marks an event as checked against the catalog; none when it checks nothing.
+        self._headers = {CATALOG_HEADER: self._catalog.digest} if self._catalog.checks else None
+
+    @property
+    def catalog(self) -> EventCatalog:
+        """The catalog every event is checked against (an empty one accepts every event)."""
+        return self._catalog
 
     async def __aenter__(self) -> Self:
         if self._connection is None:
@@ -81,7 +95,8 @@ class Producer:
         time: datetime | None = None,
         account: str | None = None,
     ) -> str:
-        """Publish one event and return its id once the broker confirmed it."""
+        """Publish one event and return its id once the broker confirmed it; EventRefused when
+        the catalog refuses it."""
         event = EventIn(
             type=type,
             data=dict(data),
@@ -91,10 +106,20 @@ class Producer:
             time=time,
             account=account,
         )
-        return (await self.publish_events([event]))[0]
+        self._check([event], single=True)
+        return (await self.publish_events([event], checked=True))[0]
 
-    async def publish_events(self, events: Iterable[EventIn]) -> list[str]:
-        """Publish validated events concurrently; their ids, once every one is confirmed."""
+    async def publish_events(
+        self, events: Iterable[EventIn], *, checked: bool = False
+    ) -> list[str]:
+        """Publish validated events concurrently; their ids, once every one is confirmed.
+
+        EventRefused, with nothing published, when the catalog refuses any of them (`[2].data…`
+        names the third). `checked`: the caller has checked each one with `self.catalog` already
+        (the ingest gateway does, to answer field by field), so it is not checked twice."""
+        events = list(events)
+        if not checked:
+            self._check(events, single=False)
         stamped = [event.stamped() for event in events]
         results = await asyncio.gather(
             *(self._publish(event) for event in stamped), return_exceptions=True
@@ -103,6 +128,15 @@ class Producer:
             if isinstance(result, BaseException):
                 raise result
         return [event.id for event in stamped]
+
+    def _check(self, events: list[EventIn], *, single: bool) -> None:
+        refused = [
+            (problem.field(() if single else (position,)), problem.message)
+            for position, event in enumerate(events)
+            for problem in self._catalog.problems(event.type, event.data)
+        ]
+        if refused:
+            raise EventRefused(refused)
 
     async def _publish(self, event: Event) -> None:
         if self._publisher is None:
@@ -113,4 +147,5 @@ class Producer:
             event.model_dump_json(exclude_none=True).encode(),
             message_id=event.id,
             message_type=event.type,
+            headers=self._headers,
         )

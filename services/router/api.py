@@ -33,6 +33,7 @@ from schemas.webhooks import (
 )
 from services.router.commits import commit as _commit
 from services.router.commits import unavailable as _unavailable
+from services.router.event_types_api import refused_event
 from services.router.paging import PageError, paging_headers, requested_page
 from services.router.policy_refs import refused_policy
 from services.router.state import ROUTER, Router
@@ -171,6 +172,8 @@ async def create(request: web.Request) -> web.Response:
         body = WebhookCreate.model_validate(await read_json(request))
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if (refused := refused_event(request, body.event)) is not None:
+        return refused
     table, policy = router.webhook_log.table, body.webhook_policy
     if (refused := refused_policy(request, table, policy, sent=policy is not None)) is not None:
         return refused
@@ -235,6 +238,8 @@ async def update(request: web.Request) -> web.Response:
         changes = patch.changes()
     except ValidationError as error:
         return error_response(400, "invalid webhook", errors=field_errors(error))
+    if (refused := refused_event(request, patch.event)) is not None:
+        return refused
     sent = "webhook_policy" in changes
     table = router.webhook_log.table
     if (refused := refused_policy(request, table, patch.webhook_policy, sent=sent)) is not None:

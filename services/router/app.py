@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from services.router import (
     api,
     dead_letters_api,
+    event_types_api,
     history_api,
     policies_api,
     quarantine_api,
@@ -57,6 +58,7 @@ PROTECTED_PATHS = (
     "/quarantine",
     "/replays",
     "/stats",
+    "/event-types",
 )
 # Notices a mail consumer holds unacked while their digests gather.
 MAIL_PREFETCH = 1000
@@ -73,8 +75,10 @@ def create_app(settings: RouterSettings) -> web.Application:
             scoped=settings.scoped_tokens,
         )
     )
+    catalog = settings.event_catalog()
     api.add_routes(app)
     policies_api.add_routes(app)
+    event_types_api.add_routes(app, catalog)
     history_api.add_routes(app)
     dead_letters_api.add_routes(app)
     quarantine_api.add_routes(app)
@@ -113,7 +117,7 @@ def create_app(settings: RouterSettings) -> web.Application:
         app[dead_letters_api.REDRIVES] = redrives
         quarantine_passes = QueuePasses(connection, topology.quarantine_queue, "qp")
         app[quarantine_api.QUARANTINE_PASSES] = quarantine_passes
-        replays = Replays(connection, publisher, topology, history_store)
+        replays = Replays(connection, publisher, topology, history_store, catalog=catalog)
         app[replay_api.REPLAYS] = replays
         router = Router(
             topology=topology,

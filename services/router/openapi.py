@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.catalog import EventTypeView
+from schemas.events import EVENT_TYPE_PATTERN, MAX_TYPE_LENGTH
 from schemas.history import (
     AttemptView,
     DeliveryView,
@@ -47,6 +49,10 @@ UNAVAILABLE = error(
     "The broker did not take or confirm the change; try again.", **{"Retry-After": "string"}
 )
 NOT_JSON = error("The body is not sent as application/json.")
+INVALID_WEBHOOK = error(
+    "Invalid input: `errors` names each wrong field; `event` too when it is an exact type the "
+    "event catalog lacks while uncataloged types are refused."
+)
 
 
 # The operations on one webhook, which the created webhook's id leads to (OpenAPI links: a
@@ -402,6 +408,58 @@ def _replay_paths() -> dict[str, Any]:
     }
 
 
+def _event_type_paths() -> dict[str, Any]:
+    return {
+        "/event-types": {
+            "get": _operation(
+                "listEventTypes",
+                "The event catalog: every known event type with the JSON Schema of its `data`, "
+                "in order of the type. Any valid token may read it.",
+                {
+                    "200": {
+                        "description": "Every cataloged type (none without a catalog).",
+                        "content": json_content({"type": "array", "items": ref(EventTypeView)}),
+                    }
+                },
+                parameters=[
+                    {
+                        "name": "product",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "Only this product's types (its catalog file's name).",
+                    }
+                ],
+            )
+        },
+        "/event-types/{type}": {
+            "parameters": [
+                {
+                    "name": "type",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": EVENT_TYPE_PATTERN,
+                        "maxLength": MAX_TYPE_LENGTH,
+                    },
+                    "description": "The event type: `recordApproval`, `request.update`.",
+                }
+            ],
+            "get": _operation(
+                "getEventType",
+                "One cataloged event type.",
+                {
+                    "200": {
+                        "description": "The type.",
+                        "content": json_content(ref(EventTypeView)),
+                    },
+                    "404": error("The catalog has no such type."),
+                },
+            ),
+        },
+    }
+
+
 def router_document() -> dict[str, Any]:
     # Imported here: the policies' part builds on this module's pieces.
     from services.router.policies_openapi import POLICY_MODELS, policy_paths
@@ -422,7 +480,7 @@ def router_document() -> dict[str, Any]:
                         "content": json_content(CREATED),
                         "links": LINKS,
                     },
-                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "400": INVALID_WEBHOOK,
                     "415": NOT_JSON,
                     "422": error(
                         "The target or the account is not allowed, or (to a token scoped to an "
@@ -450,7 +508,7 @@ def router_document() -> dict[str, Any]:
                 "Change the fields sent; `null` clears an optional one.",
                 {
                     "200": {"description": "The webhook.", "content": json_content(ref(Webhook))},
-                    "400": error("Invalid input: `errors` names each wrong field."),
+                    "400": INVALID_WEBHOOK,
                     "404": NOT_FOUND,
                     "415": NOT_JSON,
                     "422": error(
@@ -510,6 +568,7 @@ def router_document() -> dict[str, Any]:
         **_quarantine_paths(),
         **_replay_paths(),
         **policy_paths(),
+        **_event_type_paths(),
     }
     return document(
         title="Hookline webhooks API",
@@ -531,5 +590,6 @@ def router_document() -> dict[str, Any]:
             ReplayRequest,
             ReplayView,
             *POLICY_MODELS,
+            EventTypeView,
         ],
     )

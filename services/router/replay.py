@@ -34,7 +34,8 @@ from schemas.webhooks import WebhookState
 from services.router.history_store import HistoryStore
 from services.router.queue_passes import PASS_FAULTS
 from services.runtime.broker import CHANNEL_GONE, Publisher
-from services.runtime.event_messages import UnreadableEvent, read_event
+from services.runtime.catalog import EventCatalog
+from services.runtime.event_messages import UnreadableEvent, check_cataloged, read_event
 
 log = structlog.get_logger(__name__)
 
@@ -124,11 +125,16 @@ class Replays:
         publisher: Publisher,
         topology: Topology,
         history: HistoryStore,
+        *,
+        catalog: EventCatalog | None = None,
     ) -> None:
         self._connection = connection
         self._publisher = publisher
         self._topology = topology
         self._history = history
+        # The stream holds every event published, also those the senders quarantined because
+        # the catalog refused them: a replay sends none of those either.
+        self._catalog = catalog or EventCatalog()
         self._progress: dict[str, ReplayProgress] = {}
         self._running: tuple[ReplayProgress, asyncio.Task[None]] | None = None
 
@@ -241,6 +247,11 @@ class Replays:
             progress.unreadable += 1  # quarantined when it was routed; nothing to replay
             return
         if not (progress.window.holds(event) and takes(webhook, event)):
+            return
+        try:
+            check_cataloged(message, event, self._catalog)
+        except UnreadableEvent:
+            progress.unreadable += 1
             return
         progress.matched += 1
         await pace.wait()

@@ -1,5 +1,6 @@
 """Reading an event from an AMQP message as upstream published it: on the route queue (the
-senders) and in the events stream (replay)."""
+senders) and in the events stream (replay), checked against the event catalog unless its
+publisher did so already."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from schemas.events import Event, EventIn, content_event_id
+from schemas.topology import CATALOG_HEADER
+from services.runtime.catalog import EventCatalog
 from services.runtime.consuming import routing_key_of
 from services.runtime.outcomes import Unreadable
 
@@ -18,8 +21,9 @@ class UnreadableEvent(Unreadable):
     """The message is not an event we can route; it goes to quarantine with this reason."""
 
 
-def read_event(message: AbstractIncomingMessage) -> Event:
-    """The stamped event in an AMQP message, or UnreadableEvent saying what is wrong."""
+def read_event(message: AbstractIncomingMessage, catalog: EventCatalog | None = None) -> Event:
+    """The stamped event in an AMQP message, or UnreadableEvent saying what is wrong: with its
+    fields, or (given a catalog) with its type or its data for the catalog."""
     try:
         raw = json.loads(message.body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -42,9 +46,35 @@ def read_event(message: AbstractIncomingMessage) -> Event:
     if received.tzinfo is None:
         received = received.replace(tzinfo=UTC)
     try:
-        return event_in.stamped(id_=event_id, now=received)
+        event = event_in.stamped(id_=event_id, now=received)
     except ValidationError as error:  # only the AMQP message_id can be wrong by now
         raise UnreadableEvent(f"message_id: {describe_validation_error(error)}") from None
+    if catalog is not None:
+        check_cataloged(message, event, catalog)
+    return event
+
+
+def check_cataloged(message: AbstractIncomingMessage, event: Event, catalog: EventCatalog) -> None:
+    """UnreadableEvent naming each place the catalog refuses the event, unless its publisher
+    marked it as checked against these very rules: the producer checks every event it takes (a
+    400 tells its client what is wrong), so each event is checked once on its way in."""
+    if not catalog.checks or checked_by_publisher(message, catalog):
+        return
+    problems = catalog.problems(event.type, event.data)
+    if not problems:
+        return
+    if event.type in catalog:
+        reason = f"data does not match the catalog's schema of {event.type!r}: "
+    else:
+        reason = ""
+    raise UnreadableEvent(reason + "; ".join(str(problem) for problem in problems))
+
+
+def checked_by_publisher(message: AbstractIncomingMessage, catalog: EventCatalog) -> bool:
+    mark = (message.headers or {}).get(CATALOG_HEADER)
+    if isinstance(mark, bytes):
+        mark = mark.decode(errors="replace")
+    return mark == catalog.digest
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.catalog import UncatalogedEvents
 from schemas.targets import IPNetwork, TargetPolicy, parse_networks
 from schemas.topology import DEFAULT_PARK_DELAYS_S, Topology
+from services.runtime.catalog import EventCatalog
+from services.runtime.catalog_files import load_catalog
 
 # Seconds between attempts, spanning about a day like Svix's schedule: 5 s, 5 min, 30 min, 2 h,
 # 5 h, 10 h, 10 h, so eight attempts over about 27.6 hours.
@@ -79,6 +89,12 @@ class ServiceSettings(BaseSettings):
     allowed_targets: str = ""
     # Refuse plain http targets.
     https_only: bool = False
+    # The event catalog: a folder of `*.json` files, one per product (see catalog/examples/).
+    # Empty: no catalog. Checked whole when the settings are read: a broken file stops the start.
+    catalog_path: str = ""
+    # An event whose type the catalog lacks: `accept` it as any event, or `refuse` it (400 at the
+    # producer, quarantine for one published over AMQP, and no webhook for such an exact type).
+    uncataloged_events: UncatalogedEvents = "accept"
 
     @field_validator("retry_schedule")
     @classmethod
@@ -97,6 +113,29 @@ class ServiceSettings(BaseSettings):
         if any(delay <= 0 for delay in value) or len(value) > 20:
             raise ValueError("at most 20 delays, each more than 0 seconds")
         return value
+
+    @field_validator("catalog_path")
+    @classmethod
+    def _catalog_loads(cls, value: str) -> str:
+        if value:
+            load_catalog(value)  # CatalogError (a ValueError) names the file and the type
+        return value
+
+    @field_validator("uncataloged_events")
+    @classmethod
+    def _refuse_needs_a_catalog(
+        cls, value: UncatalogedEvents, info: ValidationInfo
+    ) -> UncatalogedEvents:
+        # (A catalog_path that failed has its own error.)
+        if value == "refuse" and info.data.get("catalog_path", "-") == "":
+            raise ValueError("refusing uncataloged events needs a catalog (HOOKLINE_CATALOG_PATH)")
+        return value
+
+    def event_catalog(self) -> EventCatalog:
+        """The catalog, loaded from its files now (each service does so once, at start)."""
+        if not self.catalog_path:
+            return EventCatalog(uncataloged=self.uncataloged_events)
+        return EventCatalog(load_catalog(self.catalog_path), uncataloged=self.uncataloged_events)
 
     @field_validator("allowed_targets")
     @classmethod

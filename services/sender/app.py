@@ -51,6 +51,7 @@ def create_app(
     )
     metrics = SenderMetrics(registry, lambda: gate.open_circuits)
     app = base_app(registry)
+    catalog = settings.event_catalog()
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         topology = settings.topology
@@ -135,6 +136,7 @@ def create_app(
             first_attempt_fanout=settings.first_attempt_fanout,
             first_attempt_slots=max(1, settings.route_prefetch // 2),
             first_attempt_max_s=settings.first_attempt_max_s,
+            catalog=catalog,
         )
         route_consumer = work_consumer(
             topology.route_queue, fan_out.handle, settings.route_prefetch, "route"

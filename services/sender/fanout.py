@@ -25,6 +25,7 @@ from schemas.events import Event
 from schemas.topology import DELIVER_KEY, REPEAT_HEADER, Topology
 from schemas.webhooks import WebhookState
 from services.runtime.broker import Publisher
+from services.runtime.catalog import EventCatalog
 from services.runtime.consuming import Publish, confirm, may_repeat
 from services.runtime.event_messages import UnreadableEvent, read_event
 from services.runtime.outcomes import Done, HoldExpired, Outcome
@@ -82,6 +83,7 @@ class FanOut:
         first_attempt_fanout: int = 0,
         first_attempt_slots: int = 1,
         first_attempt_max_s: float = 1.0,
+        catalog: EventCatalog | None = None,
     ) -> None:
         self._publisher = publisher
         self._topology = topology
@@ -93,6 +95,9 @@ class FanOut:
         self._hold_s = hold_s
         self._first_attempt = first_attempt
         self._first_attempt_fanout = first_attempt_fanout
+        # Events off the route queue are checked against it here, where they come in: those the
+        # producer checked already are marked so (see read_event).
+        self._catalog = catalog
         # First attempts made here at once, one slot each: bounded, so that endpoints that turn
         # slow cannot hold every event this sender has taken. Attempts made here take at most
         # `first_attempt_max_s` as a rule: none finishing for that long means they turned slow.
@@ -106,7 +111,7 @@ class FanOut:
             raise UnreadableEvent(
                 f"event is {len(message.body)} bytes, more than {self._max_event_bytes}"
             )
-        event = read_event(message)
+        event = read_event(message, self._catalog)
         while (first := self._routing.get(event.id)) is not None:
             await asyncio.shield(first)
         if event.id in self._recent:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RUN_PREFIX
+from tests.support.catalog import EXAMPLE_CATALOG
 from tests.support.processes import ADMIN_TOKEN, INGEST_TOKEN, Stack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +37,8 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         tmp_path_factory.mktemp("logs"),
         (("router", "router"), ("producer", "producer")),
         account_tokens=f"acme:{ACCOUNT_TOKEN}",
+        # The example catalog: /event-types has types to show, events their schemas to fail.
+        catalog_path=str(EXAMPLE_CATALOG),
     ) as stack:
         yield stack
 

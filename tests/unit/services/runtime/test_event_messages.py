@@ -13,8 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import Event, content_event_id
-from schemas.topology import ROUTING_KEY_HEADER
+from schemas.topology import CATALOG_HEADER, ROUTING_KEY_HEADER
+from services.runtime.catalog import EventCatalog
+from services.runtime.catalog_files import load_catalog
 from services.runtime.event_messages import UnreadableEvent, read_event
+from tests.support.catalog import EXAMPLE_CATALOG, RECORD_APPROVAL
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -198,3 +201,54 @@ def test_any_message_is_an_event_or_unreadable(
     else:
         assert read.type == routing_key
         assert isinstance(read.data, dict)
+
+
+def approval(data: dict[str, Any], **headers: Any) -> AbstractIncomingMessage:
+    payload = {"type": "recordApproval", "data": data}
+    return message(payload, routing_key="recordApproval", headers=headers or None)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> EventCatalog:
+    return EventCatalog(load_catalog(EXAMPLE_CATALOG))
+
+
+def test_a_cataloged_event_whose_data_passes_is_read(catalog: EventCatalog) -> None:
+    assert read_event(approval(RECORD_APPROVAL), catalog).data == RECORD_APPROVAL
+
+
+def test_a_cataloged_event_whose_data_fails_is_unreadable_naming_each_place(
+    catalog: EventCatalog,
+) -> None:
+    wrong = {**RECORD_APPROVAL, "isControlled": "yes"}
+    del wrong["userId"]
+    with pytest.raises(UnreadableEvent) as raised:
+        read_event(approval(wrong), catalog)
+    assert str(raised.value) == (
+        "data does not match the catalog's schema of 'recordApproval': "
+        "data.isControlled: 'yes' is not of type 'boolean'; data: 'userId' is a required property"
+    )
+    read_event(approval(wrong))  # without a catalog, nothing is checked
+
+
+def test_an_uncataloged_type_is_read_or_refused_as_set(catalog: EventCatalog) -> None:
+    uncataloged = message({"type": "order.paid", "data": {}}, routing_key="order.paid")
+    assert read_event(uncataloged, catalog).type == "order.paid"
+    refusing = EventCatalog(catalog, uncataloged="refuse")
+    with pytest.raises(UnreadableEvent) as raised:
+        read_event(uncataloged, refusing)
+    assert str(raised.value) == "type: 'order.paid' is not in the event catalog"
+
+
+def test_an_event_its_publisher_checked_against_the_same_rules_is_not_checked_again(
+    catalog: EventCatalog,
+) -> None:
+    """The producer marks what it checked with the catalog's digest: the same digest is trusted,
+    as text or bytes; any other mark is checked again."""
+    wrong = {**RECORD_APPROVAL, "isControlled": "yes"}
+    assert read_event(approval(wrong, **{CATALOG_HEADER: catalog.digest}), catalog)
+    assert read_event(approval(wrong, **{CATALOG_HEADER: catalog.digest.encode()}), catalog)
+    refusing = EventCatalog(catalog, uncataloged="refuse")
+    for other in ("sha256:0000", refusing.digest, None, 1):
+        with pytest.raises(UnreadableEvent, match="isControlled"):
+            read_event(approval(wrong, **{CATALOG_HEADER: other}), catalog)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from services.runtime.settings import DEFAULT_RETRY_SCHEDULE_S, ServiceSettings
+from tests.support.catalog import EXAMPLE_CATALOG, REPO, entry, write_catalog
 
 
 def test_defaults() -> None:
@@ -76,3 +82,73 @@ def test_a_bad_max_age_is_rejected(monkeypatch: pytest.MonkeyPatch, max_age: str
     monkeypatch.setenv("HOOKLINE_EVENTS_MAX_AGE", max_age)
     with pytest.raises(ValidationError):
         ServiceSettings()
+
+
+def test_no_catalog_by_default_accepts_every_event() -> None:
+    catalog = ServiceSettings().event_catalog()
+    assert len(catalog) == 0
+    assert not catalog.checks
+    assert catalog.problems("any.type", {"any": "data"}) == []
+
+
+def test_the_catalog_comes_from_its_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_CATALOG_PATH", str(EXAMPLE_CATALOG))
+    monkeypatch.setenv("HOOKLINE_UNCATALOGED_EVENTS", "refuse")
+    catalog = ServiceSettings().event_catalog()
+    assert "recordApproval" in catalog
+    assert catalog.uncataloged == "refuse"
+    assert catalog.refuses_type("problem.updated")
+
+
+def test_a_broken_catalog_stops_the_start_naming_its_file_and_type(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The settings check the catalog whole: a service does not start on a broken one, and says
+    which file and which type is wrong under the setting's name."""
+    write_catalog(tmp_path, {"acme.json": {"events": {"order.paid": entry({"type": "strin"})}}})
+    monkeypatch.setenv("HOOKLINE_CATALOG_PATH", str(tmp_path))
+    with pytest.raises(ValidationError) as raised:
+        ServiceSettings()
+    [problem] = raised.value.errors()
+    assert problem["loc"] == ("catalog_path",)
+    assert f"{tmp_path / 'acme.json'}: type 'order.paid': schema is not valid" in problem["msg"]
+
+
+def test_refusing_uncataloged_events_needs_a_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_UNCATALOGED_EVENTS", "refuse")
+    with pytest.raises(ValidationError) as raised:
+        ServiceSettings()
+    [problem] = raised.value.errors()
+    assert problem["loc"] == ("uncataloged_events",)
+    assert "needs a catalog (HOOKLINE_CATALOG_PATH)" in problem["msg"]
+    monkeypatch.setenv("HOOKLINE_UNCATALOGED_EVENTS", "drop")
+    with pytest.raises(ValidationError):
+        ServiceSettings()
+
+
+def test_a_service_with_a_broken_catalog_exits_saying_what_is_wrong(tmp_path: Path) -> None:
+    """`python -m services.producer` on a catalog with a bad example: exit 2 and one line naming
+    the setting, the file, the type and the field, before it connects to anything."""
+    write_catalog(
+        tmp_path, {"acme.json": {"events": {"order.paid": entry(examples=[{"n": "one"}])}}}
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOOKLINE_INGEST_TOKEN": "t",
+        "HOOKLINE_CATALOG_PATH": str(tmp_path),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "services.producer"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        "hookline producer: invalid settings",
+        f"  HOOKLINE_CATALOG_PATH: Value error, {tmp_path / 'acme.json'}: type 'order.paid': "
+        "examples[0] fails the schema: data.n: 'one' is not of type 'integer'",
+    ]
