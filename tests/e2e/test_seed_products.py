@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
+import jwt
 import pytest
 import pytest_asyncio
 from cloudevents.core.bindings.http import HTTPMessage, from_http
@@ -18,7 +19,14 @@ from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import RUN_PREFIX
-from tests.support.processes import ADMIN_TOKEN, Stack, post_events, running_stack
+from tests.support.processes import (
+    ADMIN_TOKEN,
+    INGEST_TOKEN,
+    REPO,
+    Stack,
+    post_events,
+    running_stack,
+)
 from tests.support.receiver import Received, Receiver
 from tests.support.tls import LoopbackCertificate, loopback_certificate
 from tests.support.waiting import eventually
@@ -27,6 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PREFIX = f"{RUN_PREFIX}-seeds"
+EXAMPLE_CATALOG = REPO / "catalog" / "examples"
 SERVICES = (("producer", "producer"), ("router", "router"), ("sender", "sender"))
 
 
@@ -39,7 +48,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCertificate
 def stack(
     amqp_url: str, tmp_path_factory: pytest.TempPathFactory, certificate: LoopbackCertificate
 ) -> Iterator[Stack]:
-    """A producer, a router and a sender that trust the https receiver's certificate."""
+    """A producer, a router and a sender that know the five products' event catalog (and refuse
+    other types), and trust the https receiver's certificate."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SSL_CERT_FILE", str(certificate.cert_path))
         with running_stack(
@@ -48,6 +58,8 @@ def stack(
             tmp_path_factory.mktemp("logs"),
             SERVICES,
             retry_schedule="0.5,0.5",
+            catalog_path=str(EXAMPLE_CATALOG),
+            uncataloged_events="refuse",
         ) as stack:
             yield stack
 
@@ -397,3 +409,106 @@ async def test_xurrent_noun_verb_events_reach_exact_and_pattern_webhooks(
     assert fired.json()["payload"] == {"rule": "escalate", "request_id": 70001}
     verified(fired, rule["secret"])
     assert receiver.to("/x/requests") == requests  # problem.create went to neither
+
+
+async def test_xurrent_webhooks_with_a_policy_get_a_jwt_a_subscriber_verifies(
+    stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
+) -> None:
+    """Xurrent's webhook policies: an rs256 policy's public key is shown once, at creation; a
+    webhook naming it is sent `{"jwt": …}` whose `data` is the Xurrent body, and PyJWT verifies
+    it with that key, audience and expiry."""
+    router = stack.url_of("router")
+    async with http.post(
+        f"{router}/webhook_policies",
+        json={
+            "name": "Xurrent signing",
+            "jwt_alg": "rs256",
+            "jwt_audience": "https://subscriber.example.com",
+            "jwt_claim_expires_in": 120,
+        },
+        headers=ADMIN,
+    ) as made:
+        assert made.status == 201, await made.text()
+        policy = await made.json()
+    async with http.get(f"{router}/webhook_policies/{policy['id']}", headers=ADMIN) as shown:
+        assert "public_key" not in await shown.json()  # shown once
+    webhook = await create(
+        http,
+        stack,
+        event="request.status-changed",
+        uri=f"{receiver.url}/x/signed",
+        format="xurrent",
+        webhook_policy=policy["id"],
+    )
+    await publish(
+        http,
+        stack,
+        {
+            "type": "request.status-changed",
+            "object_id": 70002,
+            "account": "wdc",
+            "data": {"id": 70002, "status": "completed"},
+        },
+    )
+    (received,) = await receiver.wait_for(1, path="/x/signed")
+    verified(received, webhook["secret"])
+    token = received.json()["jwt"]
+    claims = jwt.decode(
+        token,
+        policy["public_key"],
+        algorithms=["RS256"],
+        audience="https://subscriber.example.com",
+        options={"require": ["exp", "iat", "aud"]},
+    )
+    assert claims["exp"] == claims["iat"] + 120
+    assert jwt.get_unverified_header(token)["kid"] == policy["id"]
+    assert claims["data"] == {
+        "webhook_id": webhook["id"],
+        "account": "wdc",
+        "name": "request.status-changed",
+        "event": "request.status-changed",
+        "object_id": 70002,
+        "person_id": None,
+        "person_name": None,
+        "payload": {"id": 70002, "status": "completed"},
+    }
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(token, policy["public_key"], algorithms=["RS256"], audience="https://other")
+
+
+# --- the catalog ----------------------------------------------------------------------------------
+
+
+async def test_the_catalog_lists_each_products_events_and_refuses_what_breaks_it(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    """`GET /event-types` lists the products' types; an event whose data breaks its type's
+    schema, or of a type no product has, is a 400 naming the path; so is a webhook of an
+    unknown type."""
+    router, producer = stack.url_of("router"), stack.url_of("producer")
+    async with http.get(f"{router}/event-types", headers=ADMIN) as listed:
+        types = {entry["type"] for entry in await listed.json()}
+    assert {*KETRYX_EVENTS, *KEYCLIC_EVENTS, PROJECTRAK_EVENT, "request.update"} <= types
+    async with http.get(f"{router}/event-types/recordApproval", headers=ADMIN) as one:
+        assert "isControlled" in (await one.json())["schema"]["properties"]
+
+    ingest = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+    wrong = {**KETRYX_EVENTS["recordApproval"], "isControlled": "yes"}
+    async with http.post(
+        f"{producer}/events", json={"type": "recordApproval", "data": wrong}, headers=ingest
+    ) as refused:
+        assert refused.status == 400
+        fields = [e["field"] for e in (await refused.json())["errors"]]
+        assert fields == ["data.isControlled"]
+    async with http.post(
+        f"{producer}/events", json={"type": "recordApproved", "data": {}}, headers=ingest
+    ) as unknown:
+        assert unknown.status == 400
+        assert [e["field"] for e in (await unknown.json())["errors"]] == ["type"]
+    async with http.post(
+        f"{router}/webhooks",
+        json={"event": "recordApproved", "uri": "https://example.com/"},
+        headers=ADMIN,
+    ) as no_such_event:
+        assert no_such_event.status == 400
+        assert [e["field"] for e in (await no_such_event.json())["errors"]] == ["event"]
