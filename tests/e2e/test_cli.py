@@ -35,6 +35,7 @@ def stack(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         SERVICES,
         retry_schedule="0.3,0.3",
         attempt_timeout_s="2",
+        catalog_path=str(REPO / "catalog" / "examples"),
     ) as stack:
         yield stack
 
@@ -95,6 +96,49 @@ async def test_webhooks_from_create_to_delete(stack: Stack, receiver: Receiver) 
     gone = await hookline(stack, "webhooks", "show", made["id"])
     assert gone.returncode == Exit.NOT_FOUND
     assert "404: webhook not found" in gone.stderr
+
+
+async def test_event_types_and_a_webhooks_delivery_options(stack: Stack) -> None:
+    """The catalog through the command line, and a webhook made with a format, GET and no
+    signature, then changed back."""
+    listed = await as_json(stack, "event-types", "list", "--product", "ketryx")
+    assert [t["type"] for t in listed] == sorted(
+        [
+            "documentApproval",
+            "milestoneApproval",
+            "recordApproval",
+            "releaseApproval",
+            "testPlanApproval",
+            "vulnerabilityApproval",
+        ]
+    )
+    shown = await as_json(stack, "event-types", "show", "recordApproval")
+    assert "isControlled" in shown["schema"]["properties"]
+    missing = await hookline(stack, "event-types", "show", "recordApproved")
+    assert missing.returncode == Exit.NOT_FOUND
+
+    made = await as_json(
+        stack,
+        "webhooks",
+        "create",
+        "--event",
+        "recordApproval",
+        "--uri",
+        "https://ketryx.example.com/hook",
+        "--format",
+        "raw",
+        "--method",
+        "GET",
+        "--unsigned",
+    )
+    assert (made["format"], made["method"], made["signed"]) == ("raw", "GET", False)
+    refused = await hookline(stack, "webhooks", "update", made["id"], "--format", "cloudevents")
+    assert refused.returncode == Exit.REFUSED
+    assert "method" in refused.stderr
+    changed = await as_json(
+        stack, "webhooks", "update", made["id"], "--method", "POST", "--signed", "--https-only"
+    )
+    assert (changed["method"], changed["signed"], changed["https_only"]) == ("POST", True, True)
 
 
 async def test_publish_then_read_the_history(stack: Stack, receiver: Receiver) -> None:
