@@ -53,6 +53,9 @@ MethodOption = Annotated[str | None, typer.Option(help="POST (the default) or GE
 HttpsOnlyOption = Annotated[
     bool | None, typer.Option("--https-only/--http-allowed", help="Refuse http targets.")
 ]
+PolicyOption = Annotated[
+    str | None, typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…).")
+]
 SignedOption = Annotated[
     bool | None, typer.Option("--signed/--unsigned", help="Send webhook-signature (the default).")
 ]
@@ -73,10 +76,7 @@ def create(
     method: MethodOption = None,
     https_only: HttpsOnlyOption = None,
     signed: SignedOption = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
-    ] = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Create a webhook; the answer shows its signing secret."""
     session = session_of(context)
@@ -110,10 +110,7 @@ def update(
     method: MethodOption = None,
     https_only: HttpsOnlyOption = None,
     signed: SignedOption = None,
-    policy: Annotated[
-        str | None,
-        typer.Option(help="Sign its messages as a JWT with this webhook policy (pol_…)."),
-    ] = None,
+    policy: PolicyOption = None,
     no_policy: Annotated[
         bool, typer.Option("--no-policy", help="No webhook policy: the body as it is.")
     ] = False,

@@ -19,10 +19,10 @@ from cloudevents.core.formats.json import JSONFormat
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import RUN_PREFIX
+from tests.support.catalog import EXAMPLE_CATALOG, PROJECTRAK_UPDATED
 from tests.support.processes import (
     ADMIN_TOKEN,
     INGEST_TOKEN,
-    REPO,
     Stack,
     post_events,
     running_stack,
@@ -35,7 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PREFIX = f"{RUN_PREFIX}-seeds"
-EXAMPLE_CATALOG = REPO / "catalog" / "examples"
 SERVICES = (("producer", "producer"), ("router", "router"), ("sender", "sender"))
 
 
@@ -191,28 +190,7 @@ async def test_ketryx_approvals_arrive_as_their_fields_by_post_or_get(
 # --- Projectrak -----------------------------------------------------------------------------------
 
 # The request body of Projectrak's page: the producer's data, passed through as is.
-PROJECTRAK_BODY: dict[str, Any] = {
-    "data": {
-        "event": "updated",
-        "user": "DUMMY-ACCOUNT-ID-4c44-b436-73155f48d985",
-        "timestamp": 1675182117615,
-        "project": {"id": 13647, "key": "DEMO", "name": "Demo project"},
-        "fields": [
-            {
-                "id": 12345,
-                "name": "Budget",
-                "type": "number",
-                "value": {"current": "23.000", "previous": "25.000"},
-            },
-            {
-                "id": 54321,
-                "name": "Status",
-                "type": "status",
-                "value": {"current": "Done", "previous": "On track"},
-            },
-        ],
-    }
-}
+PROJECTRAK_BODY = PROJECTRAK_UPDATED
 PROJECTRAK_EVENT = "projectrak.project.updated"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_http
@@ -14,27 +13,13 @@ from schemas.deliveries import DeliveredPayload, DeliveryTask
 from schemas.events import Actor, Event
 from schemas.webhooks import WebhookState
 from services.sender.formats import CLOUDEVENTS_JSON, XURRENT_DELIVERY_HEADER, shape
+from tests.support.catalog import PROJECTRAK_UPDATED
 
 MakeEvent = Callable[..., Event]
 MakeWebhook = Callable[..., WebhookState]
 
 # Projectrak's example body, from its page: the producer's data is what subscribers get.
-PROJECTRAK_DATA: dict[str, Any] = {
-    "data": {
-        "event": "updated",
-        "user": "DUMMY-ACCOUNT-ID-4c44-b436-73155f48d985",
-        "timestamp": 1675182117615,
-        "project": {"id": 13647, "key": "DEMO", "name": "Demo project"},
-        "fields": [
-            {
-                "id": 12345,
-                "name": "Budget",
-                "type": "number",
-                "value": {"current": "23.000", "previous": "25.000"},
-            }
-        ],
-    }
-}
+PROJECTRAK_DATA = PROJECTRAK_UPDATED
 
 
 def task_for(event: Event, webhook: WebhookState) -> DeliveryTask:
