@@ -33,7 +33,7 @@ from schemas.webhooks import (
 )
 from services.router.commits import commit as _commit
 from services.router.commits import unavailable as _unavailable
-from services.router.event_types_api import refused_event
+from services.router.event_types_api import refused_event, test_data
 from services.router.paging import PageError, paging_headers, requested_page
 from services.router.policy_refs import refused_policy
 from services.router.state import ROUTER, Router
@@ -277,10 +277,11 @@ async def test_call(request: web.Request) -> web.Response:
     """Send a test event (object_id 12345) to the webhook, even when it is disabled."""
     router = _router(request)
     state = _found(request)
+    event_type = TEST_EVENT_TYPE if is_pattern(state.event) else state.event
     event = Event(
         id=new_event_id(),
-        type=TEST_EVENT_TYPE if is_pattern(state.event) else state.event,
-        data={"test": True, "webhook_name": state.name},
+        type=event_type,
+        data=test_data(request, event_type, state.name),
         source="hookline.test",
         object_id=TEST_OBJECT_ID,
         time=datetime.now(UTC),

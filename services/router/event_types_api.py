@@ -52,3 +52,12 @@ def refused_event(request: web.Request, event: str | None) -> web.Response | Non
         return None
     message = f"{event!r} is not in the event catalog (see GET /event-types)"
     return error_response(400, "invalid webhook", errors=[{"field": "event", "message": message}])
+
+
+def test_data(request: web.Request, event_type: str, webhook_name: str) -> dict[str, Any]:
+    """The data of a test call: the catalog's first example of the type, so the subscriber's
+    code sees the shape it will get; without one, a marker naming the webhook."""
+    cataloged = request.app[CATALOG].get(event_type)
+    if cataloged is not None and cataloged.examples:
+        return dict(cataloged.examples[0])
+    return {"test": True, "webhook_name": webhook_name}

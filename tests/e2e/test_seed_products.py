@@ -274,7 +274,8 @@ async def test_itrp_webhooks_get_the_xurrent_body_and_tests_carry_object_12345(
     stack: Stack, receiver: Receiver, http: aiohttp.ClientSession
 ) -> None:
     """ITRP's API as its page shows it (create with event and uri, the name defaults to the
-    event, list enabled, test), and its body: who changed which object, and the payload."""
+    event, list enabled, test: object 12345, and the catalog's example as its payload), and its
+    body: who changed which object, and the payload."""
     webhook = await create(
         http, stack, event="problem.update", uri=f"{receiver.url}/itrp", format="xurrent"
     )
@@ -286,6 +287,9 @@ async def test_itrp_webhooks_get_the_xurrent_body_and_tests_carry_object_12345(
         assert tested.status == 204
     (test_call,) = await receiver.wait_for(1, path="/itrp")
     assert test_call.json()["object_id"] == 12345
+    # The catalog's example of the type: the subscriber sees the shape it will get.
+    async with http.get(f"{router}/event-types/problem.update", headers=ADMIN) as cataloged:
+        assert test_call.json()["payload"] == (await cataloged.json())["examples"][0]
 
     await publish(
         http,
