@@ -128,6 +128,7 @@ async def test_an_operator_sees_a_failure_and_redrives_it_to_a_real_receiver(
     await expect(failing_row).to_contain_text("503 Service Unavailable")
     await expect(failing_row.locator("td.circuit")).to_contain_text("open")  # or half-open
     await failing_row.get_by_role("link", name="Failing one").click()
+    await expect(page.locator("dl")).to_contain_text("POST standard")
     delivery = page.locator("tr.delivery").first
     await expect(delivery).to_contain_text("dead_lettered")
     await delivery.locator("button.attempts-toggle").click()

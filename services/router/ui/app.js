@@ -155,6 +155,8 @@ async function webhookView(id) {
   for (const [name, value] of [
     ["Event", webhook.event],
     ["URI", webhook.uri],
+    ["Sent as", `${webhook.method} ${webhook.format}${webhook.signed ? "" : ", unsigned"}${webhook.https_only ? ", https only" : ""}`],
+    ["Policy", webhook.webhook_policy || ""],
     ["Disabled", webhook.disabled ? `yes ${webhook.disabled_reason || ""}` : "no"],
     ["Circuit", circuit(webhook)],
     ["Last error", webhook.last_error || ""],
