@@ -52,3 +52,28 @@ def add_settings_option(parser: argparse.ArgumentParser) -> None:
 def settings_of(args: argparse.Namespace) -> dict[str, str]:
     """The `--set` options as settings by lower-case name."""
     return dict(item.split("=", 1) for item in args.set)
+
+
+def bucket_counts(text: str, name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts (`le` bound: count) in a Prometheus text
+    exposition, summed over its other labels."""
+    counts: dict[float, float] = {}
+    prefix = f"{name}_bucket{{"
+    for line in text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        sample, _, value = line.rpartition(" ")
+        bound = sample.split('le="', 1)[1].split('"', 1)[0]
+        key = float("inf") if bound == "+Inf" else float(bound)
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
+def bucket_quantile(counts: dict[float, float], fraction: float) -> float:
+    """The upper bound of the bucket that holds the `fraction` quantile (NaN when empty): what
+    a histogram can tell, no finer."""
+    bounds = sorted(counts)
+    if not bounds or counts[bounds[-1]] <= 0:
+        return float("nan")
+    wanted = fraction * counts[bounds[-1]]
+    return next(bound for bound in bounds if counts[bound] >= wanted)
