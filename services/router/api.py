@@ -34,7 +34,7 @@ from schemas.webhooks import (
 from services.router.commits import commit as _commit
 from services.router.commits import unavailable as _unavailable
 from services.router.event_types_api import refused_event, test_data
-from services.router.paging import PageError, paging_headers, requested_page
+from services.router.paging import paged_response
 from services.router.policy_refs import refused_policy
 from services.router.state import ROUTER, Router
 from services.runtime.broker import PublishFailed
@@ -85,12 +85,6 @@ def _visible(request: web.Request, state: WebhookState) -> bool:
 def _listing(request: web.Request, disabled: bool | None) -> web.Response:
     """One page of the webhooks this token may see, newest first."""
     router = _router(request)
-    try:
-        page = requested_page(request.query)
-    except PageError as error:
-        return error_response(
-            400, "invalid paging", errors=[{"field": error.field, "message": str(error)}]
-        )
     states: Sequence[WebhookState] = router.newest_first()
     if disabled is not None or request.get(ACCOUNT_SCOPE) is not None:
         states = [
@@ -98,8 +92,7 @@ def _listing(request: web.Request, disabled: bool | None) -> web.Response:
             for state in states
             if _visible(request, state) and (disabled is None or state.disabled == disabled)
         ]
-    headers = paging_headers(request.url, page, len(states))
-    return web.json_response([_show(router, state) for state in page.of(states)], headers=headers)
+    return paged_response(request, states, lambda state: _show(router, state))
 
 
 async def list_all(request: web.Request) -> web.Response:

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from aiohttp import web
 from yarl import URL
+
+from services.runtime.http_errors import error_response
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -77,3 +80,18 @@ def paging_headers(url: URL, page: Page, total: int) -> dict[str, str]:
         "X-Pagination-Total-Pages": str(pages),
         "X-Pagination-Total-Entries": str(total),
     }
+
+
+def paged_response(
+    request: web.Request, items: Sequence[T], show: Callable[[T], Any]
+) -> web.Response:
+    """The page of `items` the request asks for, each shown by `show`, with the paging headers;
+    a 400 naming the paging parameter that is wrong."""
+    try:
+        page = requested_page(request.query)
+    except PageError as error:
+        return error_response(
+            400, "invalid paging", errors=[{"field": error.field, "message": str(error)}]
+        )
+    headers = paging_headers(request.url, page, len(items))
+    return web.json_response([show(item) for item in page.of(items)], headers=headers)

@@ -23,7 +23,7 @@ from schemas.webhook_policies import (
     new_policy_id,
 )
 from services.router.commits import commit
-from services.router.paging import PageError, paging_headers, requested_page
+from services.router.paging import paged_response
 from services.router.policy_keys import new_policy_key
 from services.router.policy_refs import MAX_NAMED, webhooks_naming
 from services.router.state import ROUTER, Router
@@ -66,12 +66,6 @@ def _show(state: PolicyState) -> dict[str, Any]:
 def _listing(request: web.Request, disabled: bool | None) -> web.Response:
     """One page of the policies, newest first."""
     router = _router(request)
-    try:
-        page = requested_page(request.query)
-    except PageError as error:
-        return error_response(
-            400, "invalid paging", errors=[{"field": error.field, "message": str(error)}]
-        )
     states = sorted(
         (
             state
@@ -81,8 +75,7 @@ def _listing(request: web.Request, disabled: bool | None) -> web.Response:
         key=lambda state: (state.created_at, state.id),
         reverse=True,
     )
-    headers = paging_headers(request.url, page, len(states))
-    return web.json_response([_show(state) for state in page.of(states)], headers=headers)
+    return paged_response(request, states, _show)
 
 
 async def list_all(request: web.Request) -> web.Response:
