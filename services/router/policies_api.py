@@ -28,10 +28,10 @@ from services.router.policy_keys import new_policy_key
 from services.router.policy_refs import MAX_NAMED, webhooks_naming
 from services.router.state import ROUTER, Router
 from services.runtime.http_errors import (
-    ACCOUNT_SCOPE,
     error_response,
     field_errors,
     http_error,
+    require_every_account,
 )
 from services.runtime.json_body import read_json
 
@@ -54,8 +54,7 @@ def add_routes(app: web.Application) -> None:
 
 def _router(request: web.Request) -> Router:
     """The router, for a token of every account: policies belong to the whole install."""
-    if request.get(ACCOUNT_SCOPE) is not None:
-        raise http_error(web.HTTPForbidden, "webhook policies are for tokens of every account")
+    require_every_account(request, "webhook policies")
     return request.app[ROUTER]
 
 

@@ -14,7 +14,12 @@ from schemas.history import QuarantineChoice
 from services.router.quarantine import discard_chosen, peek, redrive_to_source
 from services.router.queue_passes import PassBusy, PassProgress, QueuePasses, SettleOne
 from services.router.state import ROUTER
-from services.runtime.http_errors import ACCOUNT_SCOPE, error_response, field_errors, http_error
+from services.runtime.http_errors import (
+    error_response,
+    field_errors,
+    http_error,
+    require_every_account,
+)
 from services.runtime.json_body import read_json
 
 # Passes over the quarantine queue.
@@ -33,8 +38,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _unscoped(request: web.Request) -> None:
-    if request.get(ACCOUNT_SCOPE) is not None:
-        raise http_error(web.HTTPForbidden, "the quarantine is for tokens of every account")
+    require_every_account(request, "the quarantine's messages")
 
 
 async def list_quarantined(request: web.Request) -> web.Response:

@@ -156,3 +156,10 @@ def _error_text(answer: str | bytes | None) -> str | None:
     else:
         text = answer
     return text[:MAX_LOGGED_ERROR_CHARS]
+
+
+def require_every_account(request: web.Request, what: str) -> None:
+    """403 to a token scoped to an account: `what` (the quarantine, webhook policies) belongs
+    to the whole install."""
+    if request.get(ACCOUNT_SCOPE) is not None:
+        raise http_error(web.HTTPForbidden, f"{what} are for tokens of every account")
