@@ -87,6 +87,13 @@ def rfc3339_text(value: object) -> object:
     return value
 
 
+# The kind (AMQP `type`) of an events-stream message holding a JSON array of stamped events, as
+# senders append them, and the header listing their ids in order. Up to 0.6 each event was its own
+# message there, as published (routed by the events exchange).
+EVENTS_KIND = "events.batch"
+EVENT_IDS_HEADER = "event_ids"
+
+
 class Actor(BaseModel):
     """Who made the change the event is about (Xurrent's `person_id` and `person_name`)."""
 

@@ -95,7 +95,9 @@ class Topology:
     def route_queue(self) -> str:
         return f"{self.prefix}.route"
 
-    # Every event received, kept for replay (bounded by age).
+    # Every event routed, kept for replay (bounded by age). Senders append the events they take
+    # off the route queue, many to a message (kind EVENTS_KIND), before acking them: one broker
+    # write per batch instead of one per event, which the exchange's binding (up to 0.6) cost.
     @property
     def events_stream(self) -> str:
         return f"{self.prefix}.events.log"
@@ -244,5 +246,10 @@ class Topology:
     def bindings(self) -> Iterable[tuple[str, str, str]]:
         """(queue, exchange, routing key) for every binding."""
         yield self.route_queue, self.events_exchange, "#"
-        yield self.events_stream, self.events_exchange, "#"
         yield self.deliver_queue, self.deliveries_exchange, DELIVER_KEY
+
+    def retired_bindings(self) -> Iterable[tuple[str, str, str]]:
+        """Bindings of earlier versions that this one removes: the events stream was bound to the
+        events exchange up to 0.6, and now senders append to it (a second copy of every event
+        while the binding stays)."""
+        yield self.events_stream, self.events_exchange, "#"

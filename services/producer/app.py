@@ -40,8 +40,8 @@ def create_app(settings: ProducerSettings) -> web.Application:
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         connection = await connect(settings, "producer")
-        await declare_topology(connection, settings.topology)
-        redeclare_on_reconnect(connection, settings.topology)
+        await declare_topology(connection, settings.topology, retire=True)
+        redeclare_on_reconnect(connection, settings.topology, retire=True)
         app[READINESS]["broker"] = lambda: is_connected(connection)
         try:
             async with Producer(

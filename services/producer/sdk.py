@@ -67,7 +67,7 @@ class Producer:
                 self._url, client_properties={"connection_name": "hookline-producer-sdk"}
             )
         # Make sure no event is published before its queues exist; leave existing ones alone.
-        await declare_topology(self._connection, self._topology, only_missing=True)
+        await declare_topology(self._connection, self._topology, only_missing=True, retire=True)
         self._publisher = await Publisher.open(self._connection, self._timeout_s)
         return self
 

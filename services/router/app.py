@@ -89,8 +89,8 @@ def create_app(settings: RouterSettings) -> web.Application:
     async def run(app: web.Application) -> AsyncIterator[None]:
         topology = settings.topology
         connection = await connect(settings, "router")
-        await declare_topology(connection, topology)
-        redeclare_on_reconnect(connection, topology)
+        await declare_topology(connection, topology, retire=True)
+        redeclare_on_reconnect(connection, topology, retire=True)
         publisher = await Publisher.open(connection, settings.publish_timeout_s)
         webhook_log = WebhookLog(connection, publisher, topology)
         disabler = AutoDisabler(webhook_log, publisher, topology, metrics)

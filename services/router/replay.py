@@ -7,14 +7,19 @@ when it begins: events that arrive meanwhile reach the webhook the usual way. Ea
 becomes a delivery in the deliver queue, marked with the replay's id, at most `rate_per_s` a
 second, so live traffic keeps its share. A delivery the history already knows (the webhook got
 the event before) is sent as its next attempt, under the same `webhook-id`, so a subscriber that
-de-duplicates sees it once. A stream message is acked (credit only) after its delivery is
+de-duplicates sees it once. A stream message is acked (credit only) after its deliveries are
 confirmed.
+
+Senders append events in batches (one message of kind EVENTS_KIND holds many); up to 0.6 each
+event was a message of its own, as published. A replay reads both, and sends an event seen twice
+(a sender appended it again after a redelivery, or an upgrade's overlap) once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,10 +28,11 @@ from typing import Any, Literal
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import ValidationError
 
 from schemas.deliveries import first_attempt
 from schemas.event_patterns import matches
-from schemas.events import Event
+from schemas.events import EVENTS_KIND, Event
 from schemas.history import ReplayView
 from schemas.markers import MARKER_KIND
 from schemas.topology import DELIVER_KEY, Topology
@@ -35,7 +41,13 @@ from services.router.history_store import HistoryStore
 from services.router.queue_passes import PASS_FAULTS
 from services.runtime.broker import CHANNEL_GONE, Publisher
 from services.runtime.catalog import EventCatalog
-from services.runtime.event_messages import UnreadableEvent, check_cataloged, read_event
+from services.runtime.event_messages import (
+    UnreadableEvent,
+    check_cataloged,
+    describe_validation_error,
+    read_event,
+)
+from services.runtime.recent_ids import RecentIds
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +57,9 @@ PREFETCH = 200
 STALL_S = 30.0
 # Replays whose progress is kept to be asked for.
 KEPT_REPLAYS = 50
+# Ids of the last events a replay sent, to send an event the stream holds twice only once: the
+# copies lie close together (appended again within a redelivery, or during an upgrade).
+SENT_IDS_KEPT = 10_000
 
 Status = Literal["running", "done", "failed", "stopped"]
 
@@ -219,6 +234,7 @@ class Replays:
                 arguments={"x-stream-offset": stream_offset(progress.window.since)}, robust=False
             )
             pace = _Pace(progress.rate_per_s)
+            sent = RecentIds(SENT_IDS_KEPT)
             async with iterator:
                 while True:
                     async with asyncio.timeout(STALL_S):
@@ -227,7 +243,8 @@ class Replays:
                         await message.ack()
                         return
                     if message.type != MARKER_KIND:
-                        await self._consider(progress, webhook, message, pace)
+                        for event in events_in(message):
+                            await self._consider(progress, webhook, message, event, pace, sent)
                     await message.ack()
         finally:
             with contextlib.suppress(*CHANNEL_GONE):
@@ -238,21 +255,24 @@ class Replays:
         progress: ReplayProgress,
         webhook: WebhookState,
         message: AbstractIncomingMessage,
+        event: Event | UnreadableEvent,
         pace: _Pace,
+        sent: RecentIds,
     ) -> None:
         progress.read += 1
-        try:
-            event = read_event(message)
-        except UnreadableEvent:
+        if isinstance(event, UnreadableEvent):
             progress.unreadable += 1  # quarantined when it was routed; nothing to replay
             return
         if not (progress.window.holds(event) and takes(webhook, event)):
+            return
+        if event.id in sent:
             return
         try:
             check_cataloged(message, event, self._catalog)
         except UnreadableEvent:
             progress.unreadable += 1
             return
+        sent.add(event.id)
         progress.matched += 1
         await pace.wait()
         task = first_attempt(event, webhook).model_copy(update={"replay": progress.id})
@@ -268,6 +288,31 @@ class Replays:
             headers={"event_id": event.id, "webhook_id": webhook.id, "replay": progress.id},
         )
         progress.sent += 1
+
+
+def events_in(message: AbstractIncomingMessage) -> list[Event | UnreadableEvent]:
+    """The events of one events-stream message: a senders' batch, or (up to 0.6) one event as
+    published. Each one that cannot be read is its reason, so the others are still replayed."""
+    if message.type != EVENTS_KIND:
+        try:
+            return [read_event(message)]
+        except UnreadableEvent as unreadable:
+            return [unreadable]
+    try:
+        # Python's reader, as the senders' (read_event): whatever they read, this reads too.
+        listed = json.loads(message.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        listed = None
+    if not isinstance(listed, list):
+        return [UnreadableEvent("an events batch that is not a JSON array")]
+    return [_stored_event(item) for item in listed]
+
+
+def _stored_event(item: Any) -> Event | UnreadableEvent:
+    try:
+        return Event.model_validate(item)
+    except ValidationError as error:
+        return UnreadableEvent(describe_validation_error(error))
 
 
 class _Pace:

@@ -115,13 +115,19 @@ def is_connected(connection: AbstractRobustConnection) -> bool:
 
 
 async def declare_topology(
-    connection: AbstractRobustConnection, topology: Topology, *, only_missing: bool = False
+    connection: AbstractRobustConnection,
+    topology: Topology,
+    *,
+    only_missing: bool = False,
+    retire: bool = False,
 ) -> None:
     """Declare every exchange, queue and binding of the install; idempotent, safe to repeat.
 
     A queue that exists with other arguments fails the declaration (PRECONDITION_FAILED), which a
     service should stop on. `only_missing` leaves existing queues as they are, for clients (the
-    SDK) that do not know the install's settings.
+    SDK) that do not know the install's settings. `retire` removes the bindings of earlier
+    versions: routers and producers do, senders not, since they are upgraded first (a 0.6 sender
+    still running relies on the exchange to store the events it routes).
     """
     channel = await connection.channel()
     try:
@@ -140,6 +146,10 @@ async def declare_topology(
         for queue_name, exchange_name, routing_key in topology.bindings():
             queue = await channel.get_queue(queue_name, ensure=False)
             await queue.bind(exchanges[exchange_name], routing_key)
+        if retire:
+            for queue_name, exchange_name, routing_key in topology.retired_bindings():
+                queue = await channel.get_queue(queue_name, ensure=False)
+                await queue.unbind(exchanges[exchange_name], routing_key)
     finally:
         await channel.close()
 
@@ -171,12 +181,14 @@ async def _queue_exists(connection: AbstractRobustConnection, name: str) -> bool
 REDECLARE_FAILURES: tuple[type[Exception], ...] = (*CHANNEL_GONE, TopologyMismatch)
 
 
-def redeclare_on_reconnect(connection: AbstractRobustConnection, topology: Topology) -> None:
+def redeclare_on_reconnect(
+    connection: AbstractRobustConnection, topology: Topology, *, retire: bool = False
+) -> None:
     """A broker that came back empty (a new node, a reset) gets the topology again."""
 
     async def redeclare(_connection: object) -> None:
         try:
-            await declare_topology(connection, topology)
+            await declare_topology(connection, topology, retire=retire)
         except REDECLARE_FAILURES as error:
             log.error("broker.redeclare_failed", error=str(error))
 

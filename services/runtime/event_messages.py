@@ -24,6 +24,15 @@ class UnreadableEvent(Unreadable):
 def read_event(message: AbstractIncomingMessage, catalog: EventCatalog | None = None) -> Event:
     """The stamped event in an AMQP message, or UnreadableEvent saying what is wrong: with its
     fields, or (given a catalog) with its type or its data for the catalog."""
+    return read_event_to_log(message, catalog)[0]
+
+
+def read_event_to_log(
+    message: AbstractIncomingMessage, catalog: EventCatalog | None = None
+) -> tuple[Event, bytes]:
+    """The stamped event (as `read_event`), and the JSON of it to append to the events stream: the
+    message's own body when that has the event's id and time (the producer and the SDK stamp
+    every event), so it is not encoded again; else the stamped event encoded."""
     try:
         raw = json.loads(message.body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -51,7 +60,9 @@ def read_event(message: AbstractIncomingMessage, catalog: EventCatalog | None = 
         raise UnreadableEvent(f"message_id: {describe_validation_error(error)}") from None
     if catalog is not None:
         check_cataloged(message, event, catalog)
-    return event
+    if event_in.id is not None and event_in.time is not None:
+        return event, message.body
+    return event, event.model_dump_json(exclude_none=True).encode()
 
 
 def check_cataloged(message: AbstractIncomingMessage, event: Event, catalog: EventCatalog) -> None:

@@ -1,5 +1,6 @@
-"""Delivery-log records published in batches: one confirmed stream message carries every record
-that arrived while the previous batches were being confirmed (a group commit).
+"""Records published to a stream in batches: one confirmed stream message carries every record
+that arrived while the previous batches were being confirmed (a group commit). Senders write the
+delivery log's attempts this way, and the events they route to the events stream.
 
 The broker writes, and each of the log's readers is sent and acks, one message per batch instead
 of one per attempt. Nothing waits for a batch to fill: a record that finds a free publishing slot
@@ -11,8 +12,9 @@ treats its record exactly as if it had been published alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
 from services.runtime.broker import Publisher, PublishOutcomeUnknown
@@ -43,9 +45,17 @@ class RecordBatches:
         max_bytes: int = MAX_BYTES,
         slots: int = SLOTS,
         on_batch: Callable[[int], None] | None = None,
+        kind: str = ATTEMPTS_KIND,
+        ids_header: str = RECORD_IDS_HEADER,
+        headers: Mapping[str, Any] | None = None,
     ) -> None:
         self._publisher = publisher
         self._stream = stream
+        # Each batch's AMQP `type`, the header listing its records' ids in order (readers that
+        # need only those skip the body), and headers every batch carries.
+        self._kind = kind
+        self._ids_header = ids_header
+        self._headers = dict(headers or {})
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._slots = slots
@@ -55,12 +65,17 @@ class RecordBatches:
 
     async def add(self, record_id: str, body: bytes) -> None:
         """Publish one record (a JSON object); return once its batch is confirmed."""
+        await asyncio.shield(self.submit(record_id, body))
+
+    def submit(self, record_id: str, body: bytes) -> asyncio.Future[None]:
+        """Publish one record; the future is done once its batch is confirmed (or failed). Await
+        it shielded: cancelling it would not take the record out of its batch."""
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # A caller that stops waiting (its hold expired) must not leave an error unretrieved.
         confirmed.add_done_callback(_retrieve)
         self._waiting.append(_Pending(record_id, body, confirmed))
         self._send_what_fits()
-        await asyncio.shield(confirmed)
+        return confirmed
 
     async def close(self) -> None:
         """Wait for the batches in flight (their callers are told how they went)."""
@@ -94,8 +109,11 @@ class RecordBatches:
                 "",
                 self._stream,
                 body,
-                headers={RECORD_IDS_HEADER: [pending.record_id for pending in batch]},
-                message_type=ATTEMPTS_KIND,
+                headers={
+                    **self._headers,
+                    self._ids_header: join_ids(pending.record_id for pending in batch),
+                },
+                message_type=self._kind,
             )
             published = True
             if self._on_batch is not None:
@@ -116,6 +134,22 @@ class RecordBatches:
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._send_what_fits()
+
+
+def join_ids(ids: Iterable[str]) -> str:
+    """A batch's record ids as one header value, split by `split_ids`. Not an AMQP array: a
+    stream drops array headers (RabbitMQ 3.10 converts them to AMQP 1.0 and leaves them out), and
+    ids never hold a space (event ids are printable ASCII without one)."""
+    return " ".join(ids)
+
+
+def split_ids(header: object) -> list[str] | None:
+    """The ids `join_ids` made, or None when the header is not such a value."""
+    if isinstance(header, bytes):
+        header = header.decode(errors="replace")
+    if not isinstance(header, str) or not header:
+        return None
+    return header.split(" ")
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from prometheus_client import CollectorRegistry
 
+from schemas.events import EVENT_IDS_HEADER, EVENTS_KIND
+from schemas.topology import CATALOG_HEADER
 from services.runtime.broker import (
     Publisher,
     connect,
@@ -123,8 +125,17 @@ def create_app(
         )
         index = RoutingIndex()
         webhook_log.table.on_change(index.apply)
+        # The events it routes, batched; marked checked against the catalog as they were here.
+        events_log = RecordBatches(
+            publisher,
+            topology.events_stream,
+            kind=EVENTS_KIND,
+            ids_header=EVENT_IDS_HEADER,
+            headers={CATALOG_HEADER: catalog.digest} if catalog.checks else None,
+        )
         fan_out = FanOut(
             publisher,
+            events_log,
             topology,
             index,
             metrics,
@@ -162,6 +173,7 @@ def create_app(
             await webhook_log.stop()
             await settled.stop()
             await dispatcher.close()
+            await events_log.close()
             await circuits.stop()
             await publisher.close()
             await connection.close()

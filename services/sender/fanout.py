@@ -3,7 +3,8 @@
 An event with few deliveries (`first_attempt_fanout`) has their first attempts made right here,
 where it was routed, when their endpoints are healthy and fast: no trip through the deliver queue
 (the broker's costliest hop). Every other delivery, and every delivery of a redelivered event, is
-published to the deliver queue. An event is acked only after every delivery it produced was
+published to the deliver queue. Each event is also appended to the events stream (for replay), in
+a batch with others. An event is acked only after that append and every delivery it produced were
 confirmed by the broker: published, or attempted with its record and decision confirmed. Delivery
 ids are derived from (event id, webhook id), so a redelivered event produces the very same
 deliveries, and senders check the delivery log before attempting them again.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -27,8 +27,10 @@ from schemas.webhooks import WebhookState
 from services.runtime.broker import Publisher
 from services.runtime.catalog import EventCatalog
 from services.runtime.consuming import Publish, confirm, may_repeat
-from services.runtime.event_messages import UnreadableEvent, read_event
+from services.runtime.event_messages import UnreadableEvent, read_event_to_log
 from services.runtime.outcomes import Done, HoldExpired, Outcome
+from services.runtime.recent_ids import RecentIds
+from services.runtime.record_batches import RecordBatches
 from services.sender.attempt_slots import AttemptSlots
 from services.sender.metrics import SenderMetrics
 from services.sender.routing import RoutingIndex
@@ -38,25 +40,6 @@ log = structlog.get_logger(__name__)
 
 class TableNotCurrent(HoldExpired):
     """The webhook table is not following the stream (reconnecting, or the stream is lost)."""
-
-
-class RecentIds:
-    """The last `size` ids seen, to drop an event whose id was routed already."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, event_id: object) -> bool:
-        return event_id in self._ids
-
-    def add(self, event_id: str) -> None:
-        if self._size <= 0:
-            return
-        self._ids[event_id] = None
-        self._ids.move_to_end(event_id)
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
 
 
 # Makes a just-routed delivery's first attempt with the event's message, or says None: not here.
@@ -71,6 +54,7 @@ class FanOut:
     def __init__(
         self,
         publisher: Publisher,
+        events_log: RecordBatches,
         topology: Topology,
         index: RoutingIndex,
         metrics: SenderMetrics,
@@ -86,6 +70,7 @@ class FanOut:
         catalog: EventCatalog | None = None,
     ) -> None:
         self._publisher = publisher
+        self._events_log = events_log
         self._topology = topology
         self._index = index
         self._metrics = metrics
@@ -111,7 +96,7 @@ class FanOut:
             raise UnreadableEvent(
                 f"event is {len(message.body)} bytes, more than {self._max_event_bytes}"
             )
-        event = read_event(message, self._catalog)
+        event, logged = read_event_to_log(message, self._catalog)
         while (first := self._routing.get(event.id)) is not None:
             await asyncio.shield(first)
         if event.id in self._recent:
@@ -119,7 +104,9 @@ class FanOut:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._routing[event.id] = done
         try:
-            routed, attempted = await self._route(message, event)
+            # Appended now, so its batch is confirmed while the event is routed and attempted.
+            stored = _Stored(self._events_log, event.id, logged)
+            routed, attempted = await self._route(message, event, stored)
         finally:
             del self._routing[event.id]
             done.set_result(None)
@@ -133,10 +120,13 @@ class FanOut:
         return Done(then=after_ack)
 
     async def _route(
-        self, message: AbstractIncomingMessage, event: Event
+        self, message: AbstractIncomingMessage, event: Event, stored: _Stored
     ) -> tuple[list[str], list[Done]]:
         """Make the first attempts that may be made here, publish a delivery for every other
-        matching webhook, and wait until all is confirmed; the webhook ids, and the attempts."""
+        matching webhook, and wait until all is confirmed, the event's append to the events
+        stream included; the webhook ids, and the attempts. An event given back meanwhile may
+        have been appended: a redelivered event is appended again, and replay reads each id
+        once."""
         try:  # never route on a table that missed changes
             await self._table_current(self._hold_s)
         except TimeoutError:
@@ -153,7 +143,10 @@ class FanOut:
             attempted, queued = await self._attempt_first(message, event, webhooks)
         await confirm(
             message,
-            [self._publisher_of(event, webhook, repeat=repeat) for webhook in queued],
+            [
+                stored.publish,
+                *(self._publisher_of(event, webhook, repeat=repeat) for webhook in queued),
+            ],
             what="deliveries",
             hold_s=self._hold_s,
         )
@@ -237,3 +230,21 @@ class FanOut:
             )
 
         return publish
+
+
+class _Stored:
+    """An event's append to the events stream, submitted before it is routed: the first publish
+    awaits that append; one retried after a failure appends again."""
+
+    def __init__(self, events_log: RecordBatches, event_id: str, logged: bytes) -> None:
+        self._events_log = events_log
+        self._event_id = event_id
+        self._logged = logged
+        self._first_try: asyncio.Future[None] | None = events_log.submit(event_id, logged)
+
+    async def publish(self) -> None:
+        first_try, self._first_try = self._first_try, None
+        if first_try is not None:
+            await asyncio.shield(first_try)
+        else:
+            await self._events_log.add(self._event_id, self._logged)

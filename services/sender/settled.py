@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER, RecordId, attempts_in
 from schemas.topology import Topology
 from services.runtime.broker import Publisher
+from services.runtime.record_batches import split_ids
 from services.runtime.streams import StreamRecord
 from services.runtime.synced_stream import SyncedStream
 
@@ -80,10 +81,10 @@ def record_ids_of(record: StreamRecord) -> list[RecordId] | None:
     """The attempts a delivery-log message records, from its headers or message id; None when
     they do not say (the body does)."""
     if record.kind == ATTEMPTS_KIND:
-        listed = (record.headers or {}).get(RECORD_IDS_HEADER)
-        if not isinstance(listed, list):
+        listed = split_ids((record.headers or {}).get(RECORD_IDS_HEADER))
+        if listed is None:
             return None
-        ids = [RecordId.parse(item) if isinstance(item, str) else None for item in listed]
+        ids = [RecordId.parse(item) for item in listed]
         return None if None in ids else [key for key in ids if key is not None]
     key = RecordId.parse(record.message_id)
     return None if key is None else [key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -105,6 +106,36 @@ async def read_attempts(
 
     await _read_from_first(url, stream, take, timeout_s=timeout_s)
     return attempts[:expect]
+
+
+async def read_whole_stream(
+    url: str, stream: str, *, quiet_s: float = 1.0, timeout_s: float = 20
+) -> list[AbstractIncomingMessage]:
+    """Every message of a stream, from its first offset until none came for `quiet_s`."""
+    messages: list[AbstractIncomingMessage] = []
+    arrived = asyncio.Event()
+
+    def take(message: AbstractIncomingMessage) -> bool:
+        messages.append(message)
+        arrived.set()
+        return False
+
+    async def read() -> None:
+        await _read_from_first(url, stream, take, timeout_s=timeout_s)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            arrived.clear()
+            try:
+                async with asyncio.timeout(quiet_s):
+                    await arrived.wait()
+            except TimeoutError:
+                return messages
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await reader
 
 
 async def _read_from_first(

@@ -109,12 +109,18 @@ def test_exchanges(topology: Topology) -> None:
 
 
 def test_bindings(topology: Topology) -> None:
-    """The router queue and the events stream get every event; the deliver queue its key."""
+    """The route queue gets every event; the deliver queue its key. The events stream is written
+    by the senders, not by the exchange."""
     assert list(topology.bindings()) == [
         ("hl-test.route", "hl-test.events", "#"),
-        ("hl-test.events.log", "hl-test.events", "#"),
         ("hl-test.deliver", "hl-test.deliveries", DELIVER_KEY),
     ]
+
+
+def test_the_events_streams_binding_of_earlier_versions_is_retired(topology: Topology) -> None:
+    """Up to 0.6 the exchange also wrote every event to the events stream: that binding goes."""
+    assert list(topology.retired_bindings()) == [("hl-test.events.log", "hl-test.events", "#")]
+    assert not set(topology.retired_bindings()) & set(topology.bindings())
 
 
 def test_every_bound_queue_and_exchange_is_declared(topology: Topology) -> None:

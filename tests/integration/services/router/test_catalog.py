@@ -20,6 +20,7 @@ from tests.conftest import AppServer
 from tests.integration.services.router.conftest import AUTH, create_webhook
 from tests.support.broker import take_all
 from tests.support.catalog import EXAMPLE_CATALOG, RECORD_APPROVAL
+from tests.support.events_log import append_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -138,19 +139,23 @@ async def test_a_replay_sends_no_event_the_catalog_refuses(
     cataloged: RouterSettings,
     amqp_url: str,
 ) -> None:
-    """The events stream holds what the senders parked too: a replay skips it, counted as
-    unreadable, and sends the rest."""
+    """Events a sender appended without checking them against this catalog (its own was
+    another, or none): a replay skips the ones it refuses, counted as unreadable, and sends the
+    rest."""
     made = await create_webhook(router, event="recordApproval", uri="https://example.com/h")
     topology = cataloged.topology
     at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    for event_id, data in (
-        ("evt_good", RECORD_APPROVAL),
-        ("evt_bad", {**RECORD_APPROVAL, "isControlled": "yes"}),
-    ):
-        body = {"id": event_id, "type": "recordApproval", "time": at, "data": data}
-        await publisher.publish(
-            topology.events_exchange, "recordApproval", json.dumps(body).encode()
-        )
+    await append_events(
+        publisher,
+        topology,
+        {"id": "evt_good", "type": "recordApproval", "time": at, "data": RECORD_APPROVAL},
+        {
+            "id": "evt_bad",
+            "type": "recordApproval",
+            "time": at,
+            "data": {**RECORD_APPROVAL, "isControlled": "yes"},
+        },
+    )
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     response = await router.post(
         f"/webhooks/{made['id']}/replay", json={"since": since}, headers=AUTH

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -18,11 +19,22 @@ from services.runtime.broker import Publisher
 from services.runtime.record_batches import RecordBatches
 from tests.integration.services.router.conftest import AUTH, create_webhook
 from tests.support.broker import take_all
+from tests.support.events_log import append_events
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def event(event_id: str, type_: str, ago: timedelta, **more: Any) -> dict[str, Any]:
+    return {"id": event_id, "type": type_, "time": (NOW - ago).isoformat(), "data": {}, **more}
+
+
+async def log_events(
+    publisher: Publisher, settings: RouterSettings, *events: dict[str, Any]
+) -> None:
+    await append_events(publisher, settings.topology, *events)
 
 
 async def publish_event(
@@ -33,8 +45,7 @@ async def publish_event(
     ago: timedelta,
     **more: Any,
 ) -> None:
-    body = {"id": event_id, "type": type_, "time": (NOW - ago).isoformat(), "data": {}, **more}
-    await publisher.publish(settings.topology.events_exchange, type_, json.dumps(body).encode())
+    await log_events(publisher, settings, event(event_id, type_, ago, **more))
 
 
 async def finished(router: TestClient[Any, Any], location: str) -> dict[str, Any]:
@@ -50,16 +61,40 @@ async def finished(router: TestClient[Any, Any], location: str) -> dict[str, Any
 async def test_a_replay_sends_the_windows_matching_events_to_its_webhook(
     router: TestClient[Any, Any], publisher: Publisher, settings: RouterSettings, amqp_url: str
 ) -> None:
+    """Batches as senders append them, and single events as the exchange wrote them up to 0.6:
+    an event in the stream twice is sent once, and one that cannot be read is counted."""
     made = await create_webhook(router, event="a.b", uri="https://example.com/h", account="acme")
     hour = timedelta(hours=1)
-    await publish_event(publisher, settings, "evt_old", "a.b", 3 * hour, account="acme")
-    await publish_event(publisher, settings, "evt_in", "a.b", hour, account="acme")
-    await publish_event(publisher, settings, "evt_other_type", "a.c", hour, account="acme")
-    await publish_event(publisher, settings, "evt_other_account", "a.b", hour, account="globex")
-    await publish_event(
-        publisher, settings, "evt_late", "a.b", timedelta(minutes=5), account="acme"
+    await log_events(
+        publisher,
+        settings,
+        event("evt_old", "a.b", 3 * hour, account="acme"),
+        event("evt_in", "a.b", hour, account="acme"),
+        {"type": "a.b", "data": {}},  # no id nor time: no sender appends that
     )
-    await publisher.publish(settings.topology.events_exchange, "a.b", b"not json")
+    await log_events(
+        publisher,
+        settings,
+        event("evt_other_type", "a.c", hour, account="acme"),
+        event("evt_other_account", "a.b", hour, account="globex"),
+    )
+    late = event("evt_late", "a.b", timedelta(minutes=5), account="acme")
+    # The 0.6 shape: the exchange writes each event as published; during an upgrade a 0.7
+    # sender appends it too.
+    stream = settings.topology.events_stream
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(settings.topology.events_exchange)
+        queue = await channel.get_queue(stream, ensure=False)
+        await queue.bind(exchange, "#")
+        try:
+            await publisher.publish(
+                settings.topology.events_exchange, "a.b", json.dumps(late).encode()
+            )
+            await publisher.publish(settings.topology.events_exchange, "a.b", b"not json")
+        finally:
+            await queue.unbind(exchange, "#")
+    await log_events(publisher, settings, late)
     # The webhook got evt_late before: the replay sends it as its next attempt, same webhook-id.
     sent_before = DeliveryAttempted(
         delivery_id=delivery_id_for("evt_late", made["id"]),
@@ -85,10 +120,10 @@ async def test_a_replay_sends_the_windows_matching_events_to_its_webhook(
     progress = await finished(router, response.headers["Location"])
     assert progress["status"] == "done", progress
     assert (progress["read"], progress["matched"], progress["sent"], progress["unreadable"]) == (
-        6,
+        8,
         2,
         2,
-        1,
+        2,
     )
 
     queued = await take_all(amqp_url, settings.topology.deliver_queue, expect=2, timeout_s=10)

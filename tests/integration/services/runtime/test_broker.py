@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractRobustConnection
 from schemas.topology import Topology
 from services.runtime.broker import Publisher, PublishFailed, TopologyMismatch, declare_topology
 from tests.conftest import Installs
-from tests.support.broker import message_count, take_all
+from tests.support.broker import message_count, read_whole_stream, take_all
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,35 @@ async def test_confirmed_publish_lands_persistent_in_every_bound_queue(
     assert message.body == b'{"x": 1}'
     assert message.message_id == "evt_1"
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+async def test_retiring_removes_the_events_streams_binding_of_earlier_versions(
+    connection: AbstractRobustConnection, installs: Installs, prefix: str, amqp_url: str
+) -> None:
+    """An install declared by 0.6 had its events stream bound to the events exchange: a declare
+    that retires (routers, producers) unbinds it, one that does not (senders) leaves it, and
+    retiring what is not bound is no error."""
+    topology = installs.add(Topology(prefix))
+    await declare_topology(connection, topology)
+    channel = await connection.channel()
+    exchange = await channel.get_exchange(topology.events_exchange)
+    stream = await channel.get_queue(topology.events_stream, ensure=False)
+    await stream.bind(exchange, "#")  # as 0.6 declared it
+    publisher = await Publisher.open(connection, timeout_s=5)
+
+    await declare_topology(connection, topology)
+    await publisher.publish(topology.events_exchange, "a.b", b'{"n": 1}', message_id="evt_1")
+    await declare_topology(connection, topology, retire=True)
+    await declare_topology(connection, topology, retire=True)
+    await publisher.publish(topology.events_exchange, "a.b", b'{"n": 2}', message_id="evt_2")
+    await publisher.close()
+
+    assert [m.message_id for m in await take_all(amqp_url, topology.route_queue, expect=2)] == [
+        "evt_1",
+        "evt_2",
+    ]
+    logged = await read_whole_stream(amqp_url, topology.events_stream)
+    assert [m.message_id for m in logged] == ["evt_1"]
 
 
 async def test_unroutable_publish_fails(

@@ -13,9 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from schemas.topology import REASON_HEADER, REPEAT_HEADER
+from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
+from schemas.events import EVENT_IDS_HEADER, EVENTS_KIND
+from schemas.topology import CATALOG_HEADER, REASON_HEADER, REPEAT_HEADER
+from services.runtime.record_batches import split_ids
 from tests.integration.services.sender.conftest import SenderFactory, Upstream
-from tests.support.broker import message_count, take_all
+from tests.support.broker import message_count, read_whole_stream, take_all
 from tests.support.metrics import metric_value
 from tests.support.proxy import CuttableProxy
 from tests.support.receiver import Receiver
@@ -26,6 +29,10 @@ pytestmark = pytest.mark.integration
 
 async def metric(sender: TestClient[Any, Any], name: str) -> float:
     return metric_value(await (await sender.get("/metrics")).text(), name)
+
+
+async def metric_is(sender: TestClient[Any, Any], name: str, value: float) -> bool:
+    return await metric(sender, name) == value
 
 
 async def test_one_event_reaches_each_matching_webhook_only(
@@ -329,3 +336,71 @@ async def test_a_sender_started_later_routes_as_one_that_saw_every_change(
         ("/moved", "evt_b"),
     ]
     assert len(arrived) == 3
+
+
+async def test_every_routed_event_is_appended_to_the_events_stream_once(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """Events go into the stream as senders take them: stamped ones as published, others with the
+    id and time they were routed with; matched or not; a duplicate once; an unreadable one never.
+    Each message lists its events' ids."""
+    await upstream.webhook(f"{receiver.url}/a", event="a.*")
+    stamped = [
+        {"type": "a.b", "id": f"evt_{n}", "time": "2026-11-27T10:00:00+02:00", "data": {"n": n}}
+        for n in range(20)
+    ]
+    for event in stamped:
+        await upstream.publish_event(event)
+    await upstream.publish_event({"type": "a.b", "data": {"plain": True}})
+    await upstream.publish_event({"type": "z.z", "id": "evt_nobody", "data": {}})
+    await upstream.publish_event(stamped[0])  # a duplicate
+    await upstream.publish_event({"type": "a.b", "data": []})  # unreadable
+
+    await receiver.wait_for(21, path="/a")
+    await eventually(lambda: metric_is(sender, "hookline_events_duplicate_total", 1))
+    logged = await read_whole_stream(amqp_url, upstream.settings.topology.events_stream)
+    events: list[dict[str, Any]] = []
+    for message in logged:
+        assert message.type == EVENTS_KIND
+        batch = json.loads(message.body)
+        assert split_ids(message.headers[EVENT_IDS_HEADER]) == [event["id"] for event in batch]
+        assert CATALOG_HEADER not in message.headers  # this sender checks no catalog
+        events.extend(batch)
+    by_id = {event["id"]: event for event in events}
+    assert len(events) == len(by_id) == 22
+    assert [by_id[event["id"]] for event in stamped] == stamped
+    [plain] = [event for event in events if event["data"] == {"plain": True}]
+    [delivered] = [r.json() for r in receiver.to("/a") if r.json()["data"] == {"plain": True}]
+    assert (plain["id"], plain["time"][:19]) == (delivered["id"], delivered["timestamp"][:19])
+    assert by_id["evt_nobody"]["type"] == "z.z"
+    # The delivery log's batches list their records' ids too, so readers skip their bodies.
+    log = await read_whole_stream(amqp_url, upstream.settings.topology.delivery_log_stream)
+    listed = [split_ids(m.headers[RECORD_IDS_HEADER]) for m in log if m.type == ATTEMPTS_KIND]
+    assert sum(len(ids or []) for ids in listed) == 21
+
+
+async def test_an_event_is_acked_only_once_its_append_is_confirmed(
+    sender: TestClient[Any, Any], upstream: Upstream, receiver: Receiver, amqp_url: str
+) -> None:
+    """With the events stream gone, an event is attempted but held, not acked; once the stream is
+    back its append goes through and the event is done, attempted once."""
+    topology = upstream.settings.topology
+    await upstream.webhook(f"{receiver.url}/held", event="held.t")
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(topology.events_stream)
+        await upstream.publish_event({"type": "held.t", "id": "evt_held", "data": {}})
+        await receiver.wait_for(1, path="/held")
+        await asyncio.sleep(1.0)
+        assert await metric(sender, "hookline_events_routed_total") == 0
+        stream = topology.events_stream
+        await channel.declare_queue(stream, durable=True, arguments=topology.queues()[stream])
+    finally:
+        await connection.close()
+
+    await eventually(lambda: metric_is(sender, "hookline_events_routed_total", 1), timeout_s=20)
+    logged = await read_whole_stream(amqp_url, topology.events_stream)
+    assert [message.headers[EVENT_IDS_HEADER] for message in logged] == ["evt_held"]
+    assert await message_count(amqp_url, topology.route_queue) == 0
+    assert len(receiver.to("/held")) == 1

@@ -11,7 +11,14 @@ import pytest
 
 from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
 from services.runtime.broker import Publisher, PublishFailed, PublishOutcomeUnknown
-from services.runtime.record_batches import MAX_BYTES, MAX_RECORDS, SLOTS, RecordBatches
+from services.runtime.record_batches import (
+    MAX_BYTES,
+    MAX_RECORDS,
+    SLOTS,
+    RecordBatches,
+    join_ids,
+    split_ids,
+)
 
 
 class FakePublisher:
@@ -63,7 +70,7 @@ async def test_a_lone_record_goes_out_at_once_and_waits_for_its_confirm() -> Non
     [sent] = publisher.published
     assert sent["key"] == "p.deliveries.log"
     assert sent["message_type"] == ATTEMPTS_KIND
-    assert sent["headers"] == {RECORD_IDS_HEADER: ["msg_1/1/delivered/0"]}
+    assert sent["headers"] == {RECORD_IDS_HEADER: "msg_1/1/delivered/0"}
     assert json.loads(sent["body"]) == [{"a": 1}]
     assert not added.done()  # not confirmed yet
     publisher.release(0)
@@ -78,11 +85,11 @@ async def test_records_gather_while_the_slots_are_busy() -> None:
     assert len(publisher.published) == 1  # the first took the only slot
     publisher.release(0)
     await settle()
-    assert publisher.published[1]["headers"][RECORD_IDS_HEADER] == ["id1", "id2", "id3"]
+    assert publisher.published[1]["headers"][RECORD_IDS_HEADER] == "id1 id2 id3"
     assert not any(add.done() for add in adds[1:])
     publisher.release(1)
     await settle()
-    assert publisher.published[2]["headers"][RECORD_IDS_HEADER] == ["id4", "id5"]
+    assert publisher.published[2]["headers"][RECORD_IDS_HEADER] == "id4 id5"
     assert all(add.done() for add in adds[:4])
     assert not adds[4].done()
     publisher.release(2)
@@ -98,7 +105,7 @@ async def test_a_batch_stays_under_its_byte_bound() -> None:
         publisher.release(n)
         await settle()
     await asyncio.gather(*adds)
-    sizes = [len(sent["headers"][RECORD_IDS_HEADER]) for sent in publisher.published]
+    sizes = [len(sent["headers"][RECORD_IDS_HEADER].split()) for sent in publisher.published]
     assert sizes == [1, 2, 1]
 
 
@@ -153,3 +160,31 @@ async def test_each_confirmed_batch_is_told_by_its_size() -> None:
     publisher.release(1)
     await asyncio.gather(*adds)
     assert sizes == [1, 2]
+
+
+async def test_a_batch_of_other_records_has_its_kind_ids_header_and_fixed_headers() -> None:
+    """The events stream's batches: their own kind and ids header, and a header every batch
+    carries."""
+    publisher = FakePublisher()
+    batches = RecordBatches(
+        cast(Publisher, publisher),
+        "p.events.log",
+        kind="events.batch",
+        ids_header="event_ids",
+        headers={"x-mark": "m"},
+    )
+    added = asyncio.create_task(batches.add("evt_1", b"{}"))
+    await settle()
+    [sent] = publisher.published
+    assert sent["message_type"] == "events.batch"
+    assert sent["headers"] == {"x-mark": "m", "event_ids": "evt_1"}
+    publisher.release(0)
+    await added
+
+
+def test_ids_are_joined_into_one_header_value_and_split_back() -> None:
+    """Not an AMQP array, which a stream drops: one string, split on spaces."""
+    assert join_ids(["a/1", "b/2"]) == "a/1 b/2"
+    assert split_ids("a/1 b/2") == ["a/1", "b/2"]
+    assert split_ids(b"a/1") == ["a/1"]
+    assert [split_ids(v) for v in (None, "", 7, ["a/1"])] == [None] * 4

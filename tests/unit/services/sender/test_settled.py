@@ -11,6 +11,7 @@ from schemas.deliveries import (
     Outcome,
     RecordId,
 )
+from services.runtime.record_batches import join_ids
 from services.runtime.streams import StreamRecord
 from services.sender.settled import SettledAttempts
 
@@ -125,12 +126,14 @@ def test_a_batch_is_read_from_its_record_ids_and_its_dead_letters_from_the_body(
     settled = SettledAttempts(capacity=1000)
     ids = [str(RecordId(f"msg_{n}", 1, "delivered", 0)) for n in range(3)]
     settled.apply_record(
-        StreamRecord(b"not json", 0, None, ATTEMPTS_KIND, headers={RECORD_IDS_HEADER: ids})
+        StreamRecord(
+            b"not json", 0, None, ATTEMPTS_KIND, headers={RECORD_IDS_HEADER: join_ids(ids)}
+        )
     )
     assert [settled.latest(f"msg_{n}") is not None for n in range(3)] == [True] * 3
     dead = logged("msg_d", 2, "dead_lettered", error="410 Gone")
     body = b"[" + dead.model_dump_json().encode() + b"]"
-    headers = {RECORD_IDS_HEADER: [str(RecordId.of(dead))]}
+    headers = {RECORD_IDS_HEADER: str(RecordId.of(dead))}
     settled.apply_record(StreamRecord(body, 1, None, ATTEMPTS_KIND, headers=headers))
     latest = settled.latest("msg_d")
     assert latest is not None
@@ -141,7 +144,12 @@ def test_a_batch_without_readable_ids_is_read_from_its_body() -> None:
     record = logged("msg_b", 1, "delivered")
     body = b"[" + record.model_dump_json().encode() + b"]"
     settled = SettledAttempts(capacity=1000)
-    variants: list[dict[str, object]] = [{}, {RECORD_IDS_HEADER: ["junk"]}, {RECORD_IDS_HEADER: 7}]
+    variants: list[dict[str, object]] = [
+        {},
+        {RECORD_IDS_HEADER: "junk"},
+        {RECORD_IDS_HEADER: 7},
+        {RECORD_IDS_HEADER: [str(RecordId.of(record))]},  # an array: streams drop those
+    ]
     for n, headers in enumerate(variants):
         settled.apply_record(StreamRecord(body, n, None, ATTEMPTS_KIND, headers=headers))
     assert settled.latest("msg_b") is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.sender.fanout import RecentIds
+from services.runtime.recent_ids import RecentIds
 
 
 def test_recent_ids_remember_what_was_added() -> None:
