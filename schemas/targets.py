@@ -125,6 +125,10 @@ def is_localhost(host: str) -> bool:
     return name == "localhost" or name.endswith(".localhost")
 
 
+# Allowed targets a policy remembers (see TargetPolicy.check).
+ALLOWED_URLS_KEPT = 10_000
+
+
 class TargetPolicy:
     """Which targets webhooks may have: public addresses, and the networks `allowed`; only https
     ones when `https_only`."""
@@ -132,6 +136,10 @@ class TargetPolicy:
     def __init__(self, allowed: Iterable[IPNetwork] = (), *, https_only: bool = False) -> None:
         self._allowed = tuple(allowed)
         self._https_only = https_only
+        # Targets checked and allowed, by uri: a sender checks its webhooks' few uris at every
+        # attempt, and parsing one cost about 3% of its time. The answer depends only on the uri
+        # and this policy, which never changes; refused ones are checked again each time.
+        self._allowed_urls: dict[str, URL] = {}
 
     def refusal(self, address: IPAddress) -> str | None:
         """Why `address` may not be reached, or None when it may."""
@@ -157,8 +165,14 @@ class TargetPolicy:
     def check(self, uri: str) -> URL:
         """The URL to connect to; ValueError when it is no valid target, TargetRefused when the
         policy refuses it."""
+        url = self._allowed_urls.get(uri)
+        if url is not None:
+            return url
         url = parse_target(uri)
         reason = self.url_refusal(url)
         if reason:
             raise TargetRefused(reason)
+        if len(self._allowed_urls) >= ALLOWED_URLS_KEPT:
+            self._allowed_urls.clear()  # rare: more webhook uris than this in one sender
+        self._allowed_urls[uri] = url
         return url

@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -583,7 +584,13 @@ def hookline(amqp_url: str, prefix: str, senders: int, settings: dict[str, str])
     services = [("router", "router"), *[("sender", f"sender-{n + 1}") for n in range(senders)]]
     log_dir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
     with running_stack(amqp_url, prefix, log_dir, services, **settings) as stack:
-        yield stack
+        try:
+            yield stack
+        except BaseException:
+            print(f"the services' logs are kept in {log_dir}", file=sys.stderr)
+            raise
+    # A run that went through leaves nothing behind.
+    shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, prefix: str | None = None) -> dict[str, Any]:

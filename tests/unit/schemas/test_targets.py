@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
+from schemas import targets
 from schemas.targets import TargetPolicy, TargetRefused, ip_literal, parse_networks, parse_target
 
 
@@ -128,6 +129,31 @@ def test_allowed_networks_let_private_literals_through() -> None:
     assert policy.check("http://127.0.0.1:9000/hook").port == 9000
     with pytest.raises(TargetRefused):
         policy.check("http://10.0.0.1/")
+
+
+def test_a_checked_target_is_remembered_and_a_refused_one_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An allowed uri is parsed once however often it is checked; a refused one is refused every
+    time; past the bound the memory starts over."""
+    parsed: list[str] = []
+
+    def counting(uri: str) -> URL:
+        parsed.append(uri)
+        return parse_target(uri)
+
+    monkeypatch.setattr(targets, "parse_target", counting)
+    monkeypatch.setattr(targets, "ALLOWED_URLS_KEPT", 2)
+    policy = TargetPolicy(parse_networks("127.0.0.0/8"))
+    for _ in range(3):
+        assert policy.check("http://127.0.0.1:9000/hook").port == 9000
+        with pytest.raises(TargetRefused):
+            policy.check("http://10.0.0.1/")
+    assert parsed == ["http://127.0.0.1:9000/hook"] + ["http://10.0.0.1/"] * 3
+    policy.check("http://127.0.0.2/")
+    policy.check("http://127.0.0.3/")  # the bound: what was kept is dropped
+    policy.check("http://127.0.0.1:9000/hook")
+    assert parsed[-3:] == ["http://127.0.0.2/", "http://127.0.0.3/", "http://127.0.0.1:9000/hook"]
 
 
 def test_https_only_refuses_plain_http() -> None:
