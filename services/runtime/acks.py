@@ -40,8 +40,6 @@ class AckCoalescer:
         # By the id of the channel (the state holds the channel, so its id stays its own).
         self._channels: dict[int, _ChannelAcks] = {}
         self._flush_scheduled = False
-        # The loop keeps only weak references to tasks: the flushes running are kept here.
-        self._flushing: set[asyncio.Task[None]] = set()
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
         """Ack a message: return once its ack was written, or raise what writing it raised."""
@@ -84,9 +82,7 @@ class AckCoalescer:
         for state in self._channels.values():
             if state.asked:
                 asked, state.asked = state.asked, {}
-                task = asyncio.get_running_loop().create_task(self._flush(state, asked))
-                self._flushing.add(task)
-                task.add_done_callback(self._flushing.discard)
+                asyncio.get_running_loop().create_task(self._flush(state, asked))
 
     async def _flush(
         self,
@@ -121,7 +117,7 @@ class AckCoalescer:
     ) -> None:
         try:
             await message.ack(multiple=multiple)
-        except Exception as error:  # not handled here: each waiter gets it as its own ack's error
+        except Exception as error:  # each waiting handler treats it as its own ack's failure
             for written in waiting:
                 if not written.done():
                     written.set_exception(error)
