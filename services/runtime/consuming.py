@@ -25,6 +25,7 @@ from schemas.topology import (
     ROUTING_KEY_HEADER,
     SOURCE_HEADER,
 )
+from services.runtime.acks import AckCoalescer
 from services.runtime.broker import CHANNEL_GONE, Publisher, PublishFailed
 from services.runtime.metrics import ConsumerMetrics
 from services.runtime.outcomes import (
@@ -167,6 +168,7 @@ class WorkConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._acks = AckCoalescer()
 
     @property
     def consuming(self) -> bool:
@@ -265,7 +267,7 @@ class WorkConsumer:
     ) -> None:
         """The one place a message is acked, returned, republished or quarantined."""
         if isinstance(outcome, Done):
-            await message.ack()
+            await self._acks.ack(message)
             if outcome.then is not None:
                 try:
                     outcome.then()
@@ -282,6 +284,7 @@ class WorkConsumer:
             )
             await asyncio.sleep(outcome.delay_s)  # not straight back into the same wall
             await message.nack(requeue=True)
+            self._acks.settled_alone(message)
         elif isinstance(outcome, Quarantine):
             await self._quarantine(message, outcome.reason)
         else:
@@ -314,7 +317,7 @@ class WorkConsumer:
         except HoldExpired as expired:
             await self._settle(message, expired.outcome())
             return
-        await message.ack()
+        await self._acks.ack(message)
 
     async def _quarantine(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Park a message with its reason, then ack it."""
@@ -338,7 +341,7 @@ class WorkConsumer:
         except HoldExpired as expired:
             await self._settle(message, expired.outcome())
             return
-        await message.ack()
+        await self._acks.ack(message)
         self._metrics.quarantined.labels(queue=self._label).inc()
 
 

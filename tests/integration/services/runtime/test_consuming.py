@@ -3,6 +3,7 @@ counted by us (not by the broker's delivery limit), quarantine with the reason."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -15,7 +16,7 @@ from services.runtime.consuming import WorkConsumer, may_repeat
 from services.runtime.metrics import ConsumerMetrics
 from services.runtime.outcomes import Done, GiveBack, Outcome, Unreadable
 from tests.integration.services.runtime.conftest import Broker
-from tests.support.broker import take_all
+from tests.support.broker import message_count, take_all
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -123,3 +124,53 @@ async def test_given_back_messages_are_redelivered_and_unreadable_ones_quarantin
     finally:
         await consumer.stop(grace_s=1)
     assert parked.headers[REASON_HEADER] == "not a delivery: junk"
+
+
+async def test_acks_coalesced_never_settle_a_message_still_in_progress(
+    broker: Broker, amqp_url: str
+) -> None:
+    """The first message is held while the ones after it finish and are acked (together where
+    they can be); when the consumer stops before the held one is done, only it comes back."""
+    _, publisher, topology = broker
+    release = asyncio.Event()
+    done: list[bytes] = []
+
+    async def handle(message: AbstractIncomingMessage) -> Outcome:
+        if message.body == b"0":
+            await release.wait()
+        done.append(message.body)
+        return Done()
+
+    consumer = await consume(broker, handle)
+    try:
+        for n in range(12):
+            await publisher.publish("", topology.deliver_queue, str(n).encode())
+        await eventually(lambda: len(done) == 11, timeout_s=10)  # prefetch 4: they flowed on
+    finally:
+        await consumer.stop(grace_s=0.2)  # the held one is cancelled, not acked
+    [back] = await take_all(amqp_url, topology.deliver_queue, expect=1)
+    assert back.body == b"0"
+    assert sorted(done, key=int) == [str(n).encode() for n in range(1, 12)]
+    assert await message_count(amqp_url, topology.deliver_queue) == 0
+
+
+async def test_many_messages_are_all_acked(broker: Broker, amqp_url: str) -> None:
+    """A few hundred messages finishing in bursts leave nothing unacked behind."""
+    _, publisher, topology = broker
+    seen = 0
+
+    async def handle(_message: AbstractIncomingMessage) -> Outcome:
+        nonlocal seen
+        await asyncio.sleep(0.001 * (seen % 7))
+        seen += 1
+        return Done()
+
+    consumer = await consume(broker, handle)
+    try:
+        await asyncio.gather(
+            *(publisher.publish("", topology.deliver_queue, b"x") for _ in range(300))
+        )
+        await eventually(lambda: seen == 300, timeout_s=20)
+    finally:
+        await consumer.stop(grace_s=2)
+    assert await message_count(amqp_url, topology.deliver_queue) == 0
