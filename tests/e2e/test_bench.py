@@ -34,6 +34,10 @@ def test_a_small_bench_accounts_for_every_delivery() -> None:
             assert run[part]["rate_dps"] > 0
         assert run["half_rate"]["missing"] == 0, (name, run["half_rate"])
         assert run["half_rate"]["events"] >= 1
+        for part in ("half_rate", "bare_half_rate"):  # how busy the box was, and who kept it so
+            assert 0 < run[part]["machine_cores_busy"] <= run[part]["machine_cores"], run[part]
+        assert {"router", "sender-1", "sender-2"} <= set(run["half_rate"]["cores_busy_by_process"])
+        assert "worker" in run["bare_half_rate"]["cores_busy_by_process"]
         assert case["summary"]["void"] is False
         assert {"router", "sender-1", "sender-2"} <= set(run["hookline"]["cpu_ms_per_delivery"])
     assert result["cases"]["many"]["setup"]["sender_start"]["ready_s"] > 0

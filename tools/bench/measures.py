@@ -18,6 +18,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds the whole machine has had so far, and how many of them were busy (neither
+    idle nor waiting for I/O), over all cores."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    per_tick = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) / per_tick, (sum(ticks) - idle) / per_tick
+
+
+def cores_busy(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Cores kept busy on average between two `machine_cpu_seconds()` readings."""
+    total, busy = after[0] - before[0], after[1] - before[1]
+    return round(busy / total * (os.cpu_count() or 1), 2) if total > 0 else 0.0
+
+
 def rss_mb(pid: int) -> float:
     """A process's resident memory (VmRSS), in MB (0 when it is gone)."""
     try:

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +60,9 @@ from tools.bench.measures import (
     add_settings_option,
     bucket_counts,
     bucket_quantile,
+    cores_busy,
     cpu_seconds,
+    machine_cpu_seconds,
     percentile,
     rss_mb,
     settings_of,
@@ -245,7 +247,8 @@ class Bench:
             async def send(event_id: str) -> None:
                 await self.publisher.publish("", queue, event_body(event_id, "bench.bare"))
 
-            return await self.open_loop_of(send, rate, seconds, tag, fanout=1)
+            pids = {"worker": self.bare_pid, **({"broker": self.broker} if self.broker else {})}
+            return await self.open_loop_of(send, rate, seconds, tag, fanout=1, pids=pids)
 
     # --- Hookline ---------------------------------------------------------------------------
 
@@ -341,7 +344,9 @@ class Bench:
             await self.producer.publish(event_type, {"bench": event_id, "pad": PAD}, id=event_id)
 
         before = await self.fanout_buckets()
-        figures = await self.open_loop_of(send, rate, seconds, tag, fanout=case.fanout)
+        figures = await self.open_loop_of(
+            send, rate, seconds, tag, fanout=case.fanout, pids=self.pids()
+        )
         after = await self.fanout_buckets()
         spent = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
         # Where the latency goes: the part a sender spends on an event from taking it off the
@@ -360,6 +365,7 @@ class Bench:
         tag: str,
         *,
         fanout: int,
+        pids: Mapping[str, int],
     ) -> dict[str, Any]:
         """Events sent at `rate` a second on a fixed schedule (open loop: a late one does not
         delay the next); latency from each one's due time to its arrival."""
@@ -377,6 +383,8 @@ class Bench:
 
         sends: list[asyncio.Task[None]] = []
         own_cpu_before = cpu_seconds(os.getpid())
+        machine_before = machine_cpu_seconds()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         start = time.monotonic() + 0.1
         for n in range(count):
             event_id = f"{tag}-{n}"
@@ -387,6 +395,13 @@ class Bench:
             sends.append(asyncio.create_task(timed(event_id)))
         await asyncio.gather(*sends)
         own_cpu_s = cpu_seconds(os.getpid()) - own_cpu_before
+        # Latency at a rate is queueing when the box is busy: how busy it was meanwhile.
+        machine_cores_busy = cores_busy(machine_before, machine_cpu_seconds())
+        elapsed_s = time.monotonic() - start
+        process_cores = {
+            name: round((cpu_seconds(pid) - cpu_before[name]) / elapsed_s, 2)
+            for name, pid in pids.items()
+        }
         arrived = await self.drain(count * fanout)
         latencies = [at - due[key.split(" ", 1)[1]] for key, at in arrived.first.items()]
         # When the load generator's publishes were confirmed, from their due time: a confirm
@@ -403,7 +418,10 @@ class Bench:
             "publish_started_after_ms": quantiles_ms(start_lags),
             "publish_confirmed_after_ms": quantiles_ms(confirm_lags),
             # The load generator shares the machine: its CPU share while publishing.
-            "load_generator_cpu_share": round(own_cpu_s / (time.monotonic() - start), 3),
+            "load_generator_cpu_share": round(own_cpu_s / elapsed_s, 3),
+            "machine_cores_busy": machine_cores_busy,
+            "cores_busy_by_process": process_cores,
+            "machine_cores": os.cpu_count(),
         }
 
     async def settle(self) -> None:
@@ -505,7 +523,9 @@ async def run_case(
             f"{case.name} run {run + 1}: hookline {hookline['rate_dps']}/s, "
             f"bare {bare['rate_dps']}/s, ratio {ratio:.2f}, "
             f"p50 {latency['latency_ms']['p50']} ms, p99 {latency['latency_ms']['p99']} ms "
-            f"(bare {bare_latency['latency_ms']['p50']} / {bare_latency['latency_ms']['p99']} ms)",
+            f"(bare {bare_latency['latency_ms']['p50']} / {bare_latency['latency_ms']['p99']} ms), "
+            f"cores busy meanwhile {latency['machine_cores_busy']} "
+            f"(bare {bare_latency['machine_cores_busy']}) of {latency['machine_cores']}",
             file=sys.stderr,
             flush=True,
         )
@@ -528,6 +548,12 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             q: spread([r["bare_half_rate"]["latency_ms"][q] for r in runs], 2)
             for q in ("p50", "p95", "p99")
         },
+        "machine_cores_busy_at_half_rate": spread(
+            [r["half_rate"]["machine_cores_busy"] for r in runs], 2
+        ),
+        "bare_machine_cores_busy_at_that_rate": spread(
+            [r["bare_half_rate"]["machine_cores_busy"] for r in runs], 2
+        ),
         "cpu_ms_per_delivery": {
             name: spread([r["hookline"]["cpu_ms_per_delivery"].get(name, 0.0) for r in runs])
             for name in cpu_names
@@ -665,7 +691,10 @@ def table_line(summary: dict[str, Any]) -> str:
         f"ratio {figure(summary['ratio'])}; hookline {figure(summary['hookline_dps'])}/s, "
         f"bare {figure(summary['bare_dps'])}/s; at half rate p50 {figure(latency['p50'])} ms, "
         f"p99 {figure(latency['p99'])} ms (bare p50 {figure(bare_latency['p50'])} ms, "
-        f"p99 {figure(bare_latency['p99'])} ms); CPU ms/delivery {cpu} (bare: {bare_cpu})"
+        f"p99 {figure(bare_latency['p99'])} ms), cores busy meanwhile "
+        f"{figure(summary['machine_cores_busy_at_half_rate'])} "
+        f"(bare {figure(summary['bare_machine_cores_busy_at_that_rate'])}); "
+        f"CPU ms/delivery {cpu} (bare: {bare_cpu})"
     )
 
 
