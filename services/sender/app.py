@@ -88,6 +88,7 @@ def create_app(
                 publisher,
                 topology.delivery_log_stream,
                 on_batch=metrics.log_batch_records.observe,
+                gather_s=settings.record_gather_s,
             ),
             topology=topology,
             webhook_log=webhook_log,
@@ -132,6 +133,7 @@ def create_app(
             kind=EVENTS_KIND,
             ids_header=EVENT_IDS_HEADER,
             headers={CATALOG_HEADER: catalog.digest} if catalog.checks else None,
+            gather_s=settings.record_gather_s,
         )
         fan_out = FanOut(
             publisher,

@@ -21,6 +21,11 @@ class SenderSettings(ServiceSettings):
     # events behind them wait their turn while attempts keep finishing.
     first_attempt_fanout: int = Field(default=16, ge=0, le=1000)
     first_attempt_max_s: float = Field(default=1.0, gt=0)
+    # Batches of the delivery log and of the events stream start at most this often, so that a
+    # moderate load writes a few large stream messages rather than many of two or three records
+    # (each is a broker write, and a delivery to every reader of the log). It holds each event up
+    # to this much longer before its ack; its deliveries leave as before. 0: no interval.
+    record_gather_s: float = Field(default=0.02, ge=0, le=1)
     # Event ids remembered to drop a repeated one (the same id twice is one event).
     dedupe_window: int = Field(default=100_000, ge=0)
     # Events published over AMQP larger than this are parked in quarantine (POST /events has its

@@ -1,5 +1,6 @@
-"""Delivery-log records in batches: nothing waits for a batch to fill, records gather only while
-earlier batches are being confirmed, and each caller learns how its own batch went."""
+"""Delivery-log records in batches: nothing waits for a batch to fill, records gather while
+earlier batches are being confirmed (and, with an interval, until it is over), and each caller
+learns how its own batch went."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def batches_of(
     slots: int = SLOTS,
     max_records: int = MAX_RECORDS,
     max_bytes: int = MAX_BYTES,
+    gather_s: float = 0.0,
 ) -> RecordBatches:
     return RecordBatches(
         cast(Publisher, publisher),
@@ -54,6 +56,7 @@ def batches_of(
         slots=slots,
         max_records=max_records,
         max_bytes=max_bytes,
+        gather_s=gather_s,
     )
 
 
@@ -93,6 +96,68 @@ async def test_records_gather_while_the_slots_are_busy() -> None:
     assert all(add.done() for add in adds[:4])
     assert not adds[4].done()
     publisher.release(2)
+    await asyncio.gather(*adds)
+
+
+async def test_with_a_gather_interval_records_that_follow_a_batch_leave_together() -> None:
+    """The slots are free, yet the records after a batch wait out the interval, together."""
+    publisher = FakePublisher()
+    batches = batches_of(publisher, gather_s=0.05)
+    first = asyncio.create_task(batches.add("id0", b"{}"))
+    await settle()
+    publisher.release(0)
+    await first
+    following = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in (1, 2)]
+    await settle()
+    assert len(publisher.published) == 1  # the interval is not over
+    await asyncio.sleep(0.2)
+    assert publisher.published[1]["headers"][RECORD_IDS_HEADER] == "id1 id2"
+    publisher.release(1)
+    await asyncio.gather(*following)
+
+
+async def test_a_record_after_a_quiet_spell_leaves_at_once() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, gather_s=0.02)
+    first = asyncio.create_task(batches.add("id0", b"{}"))
+    await settle()
+    publisher.release(0)
+    await first
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(batches.add("id1", b"{}"))
+    await settle()
+    assert len(publisher.published) == 2
+    publisher.release(1)
+    await second
+
+
+async def test_a_full_batch_does_not_wait_for_the_interval() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, gather_s=3600, max_records=2)
+    adds = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in range(3)]
+    await settle()
+    assert [sent["headers"][RECORD_IDS_HEADER] for sent in publisher.published] == [
+        "id0",
+        "id1 id2",
+    ]
+    publisher.release(0)
+    publisher.release(1)
+    await asyncio.gather(*adds)
+
+
+async def test_closing_sends_what_is_gathering_and_waits_for_it() -> None:
+    publisher = FakePublisher()
+    batches = batches_of(publisher, gather_s=3600)
+    adds = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in range(2)]
+    await settle()
+    assert len(publisher.published) == 1
+    closed = asyncio.create_task(batches.close())
+    await settle()
+    assert publisher.published[1]["headers"][RECORD_IDS_HEADER] == "id1"
+    assert not closed.done()  # its batch is not confirmed yet
+    publisher.release(0)
+    publisher.release(1)
+    await closed
     await asyncio.gather(*adds)
 
 
