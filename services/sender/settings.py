@@ -25,7 +25,7 @@ class SenderSettings(ServiceSettings):
     # moderate load writes a few large stream messages rather than many of two or three records
     # (each is a broker write, and a delivery to every reader of the log). It holds each event up
     # to this much longer before its ack; its deliveries leave as before. 0: no interval.
-    record_gather_s: float = Field(default=0.02, ge=0, le=1)
+    record_gather_s: float = Field(default=0.05, ge=0, le=1)
     # Event ids remembered to drop a repeated one (the same id twice is one event).
     dedupe_window: int = Field(default=100_000, ge=0)
     # Events published over AMQP larger than this are parked in quarantine (POST /events has its
