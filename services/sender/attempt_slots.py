@@ -1,8 +1,9 @@
 """Slots for the first attempts a sender makes where it routed their events.
 
 An event takes one slot per delivery it attempts here, so a fan-out of ten holds ten: what this
-process and its endpoints serve at once is attempts, not events. Slots are handed out first come
-first served, so a wide event is not starved by narrow ones behind it.
+process and its endpoints serve at once is attempts, not events. A slot is held for the call and
+comes free when it ends; the attempt's record is then confirmed with its event. Slots are handed
+out first come first served, so a wide event is not starved by narrow ones behind it.
 
 A waiter gives up once no slot has come free for `stall_s`. While slots keep turning over, an
 event waits here for its turn: holding a prefetched message costs nothing, and the deliver queue's

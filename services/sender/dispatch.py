@@ -146,12 +146,17 @@ class Dispatcher:
             return await self._deliver(message, task, webhook)
 
     async def first_attempt(
-        self, message: AbstractIncomingMessage, task: DeliveryTask, webhook: WebhookState
+        self,
+        message: AbstractIncomingMessage,
+        task: DeliveryTask,
+        webhook: WebhookState,
+        called: Callable[[], None] | None = None,
     ) -> Outcome | None:
         """Make a delivery's first attempt right where its event was routed, with no trip through
         the deliver queue, when its endpoint is healthy and fast and has a slot now or soon. The
         attempt is settled with `message`, the event: its record and decision are confirmed
-        before the event is acked. None when the delivery must take the deliver queue instead.
+        before the event is acked. `called` is told as soon as the call is over, before that.
+        None when the delivery must take the deliver queue instead.
         """
         if task.delivery_id in self._attempting or not self._gate.fast_and_healthy(
             webhook.id, self._first_attempt_max_s
@@ -161,7 +166,7 @@ class Dispatcher:
         if isinstance(admission, Refused):
             return None
         with self._claimed(task):
-            return await self._attempt(message, task, webhook, admission)
+            return await self._attempt(message, task, webhook, admission, called)
 
     @contextmanager
     def _claimed(self, task: DeliveryTask) -> Iterator[None]:
@@ -197,21 +202,25 @@ class Dispatcher:
         task: DeliveryTask,
         webhook: WebhookState,
         admission: Admitted,
+        called: Callable[[], None] | None = None,
     ) -> Outcome:
         """Call the endpoint, decide and settle; the admission is released whatever happens (as
-        no call when none was made: the endpoint's record is not touched)."""
+        no call when none was made: the endpoint's record is not touched), and then `called` is
+        told, before the settling."""
         result: CallResult | NotSent | None = None
         try:
             result = await self._call(task, webhook)
         finally:
             if not task.test:
-                called = result if isinstance(result, CallResult) else None
+                made = result if isinstance(result, CallResult) else None
                 self._gate.release(
                     admission,
-                    succeeded=None if called is None else called.succeeded,
-                    duration_s=called.duration_s if called else 0.0,
-                    retry_after_s=called.retry_after_s if called else None,
+                    succeeded=None if made is None else made.succeeded,
+                    duration_s=made.duration_s if made else 0.0,
+                    retry_after_s=made.retry_after_s if made else None,
                 )
+            if called is not None:
+                called()
         assert result is not None, "_call() returns every failure as a result"
         decision = decide(
             result, attempt=task.attempt_of_schedule, test=task.test, schedule_s=self._schedule_s

@@ -43,8 +43,10 @@ class TableNotCurrent(HoldExpired):
 
 
 # Makes a just-routed delivery's first attempt with the event's message, or says None: not here.
+# The callback is told once the call is over (its record is confirmed after that, with the event).
 FirstAttempt = Callable[
-    [AbstractIncomingMessage, DeliveryTask, WebhookState], Awaitable[Outcome | None]
+    [AbstractIncomingMessage, DeliveryTask, WebhookState, Callable[[], None]],
+    Awaitable[Outcome | None],
 ]
 
 
@@ -170,10 +172,21 @@ class FanOut:
         here, queued = webhooks[:taken], webhooks[taken:]
 
         async def attempt(webhook: WebhookState) -> Outcome | None:
+            # A slot is held for the call, not while its record is gathered and confirmed: the
+            # slots bound what endpoints serve at once (the event's message holds the rest).
+            released = False
+
+            def called() -> None:
+                nonlocal released
+                if not released:
+                    released = True
+                    self._slots.release(1)
+
             try:
-                return await first_attempt(message, first_attempt_task(event, webhook), webhook)
+                task = first_attempt_task(event, webhook)
+                return await first_attempt(message, task, webhook, called)
             finally:
-                self._slots.release(1)
+                called()
 
         outcomes = await asyncio.gather(*(attempt(w) for w in here), return_exceptions=True)
         attempted: list[Done] = []

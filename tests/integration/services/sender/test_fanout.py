@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER
+from schemas.deliveries import ATTEMPTS_KIND, RECORD_IDS_HEADER, attempts_in
 from schemas.events import EVENT_IDS_HEADER, EVENTS_KIND
 from schemas.topology import CATALOG_HEADER, REASON_HEADER, REPEAT_HEADER
 from services.runtime.record_batches import split_ids
@@ -211,6 +211,36 @@ async def test_a_small_fan_outs_first_attempts_are_made_where_it_was_routed(
     await eventually(counted)
     assert await first_attempts(sender, "deliver_queue") == 0
     assert await message_count(amqp_url, upstream.settings.topology.route_queue) == 0
+
+
+async def test_a_first_attempts_slot_comes_free_when_its_call_ends(
+    start_sender: SenderFactory, upstream: Upstream, receiver: Receiver
+) -> None:
+    """One slot, and record batches at most every 5 s: the third event's call is made where it
+    was routed while the second's record still waits for its batch (the slot bounds calls, not
+    records). Were the slot held until then, the third would stall and take the deliver queue."""
+    sender = await start_sender(route_prefetch=2, record_gather_s=5)
+    await upstream.webhook(f"{receiver.url}/slot", event="slot.t")
+    await upstream.publish_event({"type": "slot.t", "id": "evt_slot_0", "data": {}})
+    await receiver.wait_for(1)
+    await upstream.outcomes(1)  # the first record left at once: the next ones wait out 5 s
+    for n in (1, 2):
+        await upstream.publish_event({"type": "slot.t", "id": f"evt_slot_{n}", "data": {}})
+    arrived = await receiver.wait_for(3, timeout_s=4)
+    assert sorted(r.json()["id"] for r in arrived) == [f"evt_slot_{n}" for n in range(3)]
+    logged = await read_whole_stream(
+        upstream.settings.amqp_url.get_secret_value(),
+        upstream.settings.topology.delivery_log_stream,
+        quiet_s=0.3,
+    )
+    # The calls came before their records: the second and third are still gathering.
+    assert sum(len(attempts_in(m.type, m.body)) for m in logged) == 1
+
+    async def all_made_here() -> bool:
+        return await first_attempts(sender, "routed_here") == 3
+
+    await eventually(all_made_here, timeout_s=15)
+    assert await first_attempts(sender, "deliver_queue") == 0
 
 
 async def test_a_failed_first_attempt_is_retried_through_the_retry_queue(
