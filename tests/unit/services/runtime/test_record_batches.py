@@ -99,14 +99,20 @@ async def test_records_gather_while_the_slots_are_busy() -> None:
     await asyncio.gather(*adds)
 
 
-async def test_with_a_gather_interval_records_that_follow_a_batch_leave_together() -> None:
-    """The slots are free, yet the records after a batch wait out the interval, together."""
-    publisher = FakePublisher()
-    batches = batches_of(publisher, gather_s=0.05)
+async def one_batch_confirmed(publisher: FakePublisher, gather_s: float) -> RecordBatches:
+    """Batches with this interval, one of which has just been confirmed."""
+    batches = batches_of(publisher, gather_s=gather_s)
     first = asyncio.create_task(batches.add("id0", b"{}"))
     await settle()
     publisher.release(0)
     await first
+    return batches
+
+
+async def test_with_a_gather_interval_records_that_follow_a_batch_leave_together() -> None:
+    """The slots are free, yet the records after a batch wait out the interval, together."""
+    publisher = FakePublisher()
+    batches = await one_batch_confirmed(publisher, gather_s=0.05)
     following = [asyncio.create_task(batches.add(f"id{n}", b"{}")) for n in (1, 2)]
     await settle()
     assert len(publisher.published) == 1  # the interval is not over
@@ -118,11 +124,7 @@ async def test_with_a_gather_interval_records_that_follow_a_batch_leave_together
 
 async def test_a_record_after_a_quiet_spell_leaves_at_once() -> None:
     publisher = FakePublisher()
-    batches = batches_of(publisher, gather_s=0.02)
-    first = asyncio.create_task(batches.add("id0", b"{}"))
-    await settle()
-    publisher.release(0)
-    await first
+    batches = await one_batch_confirmed(publisher, gather_s=0.02)
     await asyncio.sleep(0.1)
     second = asyncio.create_task(batches.add("id1", b"{}"))
     await settle()
