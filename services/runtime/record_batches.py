@@ -66,6 +66,7 @@ class RecordBatches:
         self._slots = slots
         self._on_batch = on_batch  # told each confirmed batch's size
         self._waiting: list[_Pending] = []
+        self._waiting_bytes = 0  # what the waiting records take in a batch's body
         self._in_flight: set[asyncio.Task[None]] = set()
         # Batches start at most every `gather_s` (loop time of the last start; the timer that
         # sends what gathered meanwhile).
@@ -84,6 +85,7 @@ class RecordBatches:
         # A caller that stops waiting (its hold expired) must not leave an error unretrieved.
         confirmed.add_done_callback(_retrieve)
         self._waiting.append(_Pending(record_id, body, confirmed))
+        self._waiting_bytes += len(body) + 1
         self._send_what_fits()
         return confirmed
 
@@ -120,9 +122,7 @@ class RecordBatches:
 
     def _full(self) -> bool:
         """Whether what waits fills a batch already."""
-        if len(self._waiting) >= self._max_records:
-            return True
-        return sum(len(pending.body) + 1 for pending in self._waiting) > self._max_bytes
+        return len(self._waiting) >= self._max_records or self._waiting_bytes > self._max_bytes
 
     def _take_batch(self) -> list[_Pending]:
         size = 0
@@ -133,6 +133,7 @@ class RecordBatches:
             size += len(pending.body) + 1
             count += 1
         batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        self._waiting_bytes -= size
         return batch
 
     async def _publish(self, batch: list[_Pending]) -> None:
